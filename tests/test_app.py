@@ -1,0 +1,44 @@
+"""The app as other programs use it: gradio_client against `python app.py`."""
+
+import imageio_ffmpeg
+import pytest
+from gradio_client import Client, handle_file
+
+from tests.conftest import ASSETS
+
+START = str(ASSETS / "cartpole" / "reset_seed7.png")
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def test_rollout_api_returns_a_playable_mp4(client):
+    video, summary = client.predict("cartpole", handle_file(START), "right*5 left*5", api_name="/rollout")
+    assert video.endswith(".mp4")
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(video)
+    assert frames == 11  # the start frame and one per action
+    assert "10 steps" in summary and "0.20 s of play" in summary
+
+
+@pytest.mark.parametrize(
+    "actions, message",
+    [
+        ("right jump", "Unknown action 'jump' at position 2"),
+        ("left*100000", "at most 300 steps"),
+        ("", "Type some actions"),
+    ],
+)
+def test_bad_actions_get_our_message(client, actions, message):
+    with pytest.raises(Exception, match=message):
+        client.predict("cartpole", handle_file(START), actions, api_name="/rollout")
+
+
+def test_bad_image_gets_our_message_and_the_server_keeps_serving(client, tmp_path):
+    fake = tmp_path / "fake.png"
+    fake.write_text("not an image")
+    with pytest.raises(Exception, match="Not a readable image|image"):
+        client.predict("cartpole", handle_file(str(fake)), "right", api_name="/rollout")
+    video, _ = client.predict("cartpole", handle_file(START), "right*3", api_name="/rollout")
+    assert imageio_ffmpeg.count_frames_and_secs(video)[0] == 4

@@ -1,0 +1,55 @@
+"""A person's path through the app in headless Chromium (Debian's build, driven by playwright)."""
+
+import shutil
+
+import pytest
+
+from tests.conftest import ASSETS, ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    if not shutil.which(CHROMIUM):
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(app_url)
+        page.get_by_role("button", name="Roll out").wait_for(timeout=30_000)
+        yield page
+        browser.close()
+
+
+def test_upload_type_roll_out_and_watch(page):
+    page.locator("input[type=file]").first.set_input_files(str(ASSETS / "cartpole" / "reset_seed11.png"))
+    page.get_by_label("Actions").fill("left*30")
+    page.get_by_role("button", name="Roll out").click()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('video'); return v && v.duration > 0 }",
+        timeout=60_000,
+    )
+    duration = page.evaluate("document.querySelector('video').duration")
+    assert duration == pytest.approx(31 / 50, abs=0.05)  # 31 frames at CartPole's 50 steps/s
+    assert "30 steps" in page.inner_text("body")
+    (ROOT / "docs").mkdir(exist_ok=True)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=True)
+
+
+def test_bad_actions_show_our_message(page):
+    page.get_by_label("Actions").fill("left jump")
+    page.get_by_role("button", name="Roll out").click()
+    page.get_by_text("Unknown action 'jump' at position 2").first.wait_for(timeout=30_000)

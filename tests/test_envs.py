@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from worldsim.actions import parse_actions
+from worldsim.envs import ENV_SPECS, get_spec, preprocess
+from worldsim.simulator import simulator_frames
+
+CLASSIC = ["cartpole", "acrobot", "pendulum", "mountaincar"]
+
+
+@pytest.mark.parametrize("name", sorted(ENV_SPECS))
+def test_spec_is_consistent(name):
+    spec = get_spec(name)
+    assert spec.name == name == name.lower()
+    assert spec.height % 16 == 0 and spec.width % 16 == 0
+    if spec.action_kind == "discrete":
+        assert len(set(spec.action_names)) == len(spec.action_names) > 1
+        assert all(n == n.lower() and n.isalpha() for n in spec.action_names)
+    else:
+        assert len(spec.action_low) == len(spec.action_high) == len(spec.action_labels) > 0
+    frame = np.zeros((*spec.render_size, 3), np.uint8)
+    assert preprocess(frame, spec).shape == (spec.height, spec.width, 3)
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_classic_envs_make_and_render(name):
+    spec = get_spec(name)
+    frames = simulator_frames(name, seed=0, actions=spec.example_actions)
+    assert frames.dtype == np.uint8
+    assert frames.shape == (len(parse_actions(spec.example_actions, spec)) + 1, *spec.render_size, 3)
+    assert not np.array_equal(frames[0], frames[-1])  # the actions moved something
+    assert preprocess(frames[-1], get_spec(name)).shape == (get_spec(name).height, get_spec(name).width, 3)
+
+
+def test_unknown_env_lists_known_names():
+    with pytest.raises(KeyError, match="cartpole"):
+        get_spec("../../etc")
+
+
+def test_preprocess_crops_by_fraction_so_any_screenshot_size_works():
+    spec = get_spec("cartpole")
+    full = simulator_frames("cartpole", seed=1)[0]
+    half = np.asarray(Image.fromarray(full).resize((300, 200), Image.Resampling.BILINEAR))
+    a, b = preprocess(full, spec).astype(int), preprocess(half, spec).astype(int)
+    assert np.abs(a - b).mean() < 4  # same content, resampled twice
+    # The cart (black) and pole (brown) are both inside the crop.
+    assert (a.max(axis=-1) < 60).sum() > 20
+    assert ((a[..., 0] - a[..., 2]) > 60).sum() > 20
+
+
+def test_preprocess_keeps_frames_already_at_model_resolution():
+    spec = get_spec("cartpole")
+    frame = np.random.default_rng(0).integers(0, 255, (spec.height, spec.width, 3), dtype=np.uint8)
+    assert np.array_equal(preprocess(frame, spec), frame)
+
+
+def test_preprocess_rejects_non_rgb():
+    with pytest.raises(ValueError, match="RGB uint8"):
+        preprocess(np.zeros((10, 10), np.uint8), get_spec("cartpole"))

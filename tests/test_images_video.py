@@ -1,0 +1,96 @@
+import io
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from PIL import Image
+
+from worldsim.images import ImageError, load_image
+from worldsim.video import upscale, write_video
+
+
+def save(image: Image.Image, tmp_path, name, **kwargs):
+    path = tmp_path / name
+    image.save(path, **kwargs)
+    return path
+
+
+@pytest.mark.parametrize(
+    "mode, name",
+    [
+        ("RGB", "a.png"),
+        ("RGBA", "a.png"),
+        ("L", "a.png"),
+        ("P", "a.png"),
+        ("I;16", "a.png"),
+        ("RGB", "a.jpg"),
+        ("CMYK", "a.jpg"),
+        ("RGB", "a.webp"),
+    ],
+)
+def test_common_images_load_as_rgb(tmp_path, mode, name):
+    image = Image.new(mode, (60, 40))
+    path = save(image, tmp_path, name)
+    frame = load_image(path)
+    assert frame.shape == (40, 60, 3) and frame.dtype == np.uint8
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    frame = load_image(save(Image.new("RGBA", (20, 20), (0, 0, 0, 0)), tmp_path, "t.png"))
+    assert (frame == 255).all()
+
+
+def test_animated_gif_gives_first_frame(tmp_path):
+    frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 255, 0))]
+    path = tmp_path / "a.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    assert tuple(load_image(path)[0, 0]) == (255, 0, 0)
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    image = Image.new("RGB", (40, 20))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90
+    path = save(image, tmp_path, "r.jpg", exif=exif)
+    assert load_image(path).shape == (40, 20, 3)
+
+
+def test_bad_uploads_get_clear_messages(tmp_path):
+    not_image = tmp_path / "x.png"
+    not_image.write_text("hello")
+    with pytest.raises(ImageError, match="Not a readable image.*PNG, JPEG"):
+        load_image(not_image)
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 200), (10, 200, 30)).save(buffer, "PNG")
+    truncated = tmp_path / "t.png"
+    truncated.write_bytes(buffer.getvalue()[:200])
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        load_image(truncated)
+    with pytest.raises(ImageError, match="at least 8 px"):
+        load_image(save(Image.new("RGB", (1, 1)), tmp_path, "tiny.png"))
+
+
+def test_upscale_reaches_256_and_even_sizes():
+    frames = np.zeros((2, 64, 160, 3), np.uint8)
+    assert upscale(frames).shape == (2, 256, 640, 3)
+    odd = upscale(np.zeros((1, 21, 21, 3), np.uint8))
+    assert odd.shape[1] >= 256 and odd.shape[1] % 2 == 0 and odd.shape[2] % 2 == 0
+
+
+def test_mp4_is_h264_yuv420p_with_every_frame(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = np.zeros((12, 64, 160, 3), np.uint8)
+    for t in range(12):  # a white square moving right
+        frames[t, 20:40, 10 * t : 10 * t + 20] = 250
+    frames += rng.integers(0, 3, frames.shape, dtype=np.uint8)
+    path = write_video(frames, tmp_path / "v.mp4", fps=50)
+    reader = imageio_ffmpeg.read_frames(str(path))
+    info = next(reader)
+    assert info["codec"] == "h264" and info["pix_fmt"].startswith("yuv420p")
+    assert info["size"] == (640, 256)
+    decoded = list(reader)
+    assert len(decoded) == 12
+    last = np.frombuffer(decoded[-1], np.uint8).reshape(256, 640, 3)
+    assert last[120, 4 * 115, 0] > 200 and last[120, 4 * 5, 0] < 50  # the square moved right
+    gif = write_video(frames, tmp_path / "v.gif", fps=50)
+    assert Image.open(gif).n_frames == 12

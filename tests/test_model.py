@@ -1,0 +1,122 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import worldsim
+from worldsim.checkpoint import CheckpointError, load, save_checkpoint
+from worldsim.envs import get_spec
+from worldsim.model import WorldModelConfig, build_model
+
+
+def small_model(seed=0):
+    torch.manual_seed(seed)
+    config = WorldModelConfig.for_env(get_spec("cartpole"), latent_dim=8, hidden_dim=16, pose_dims=3)
+    return build_model(config).eval()
+
+
+def test_rollout_shapes_and_first_frame(start_frame):
+    model = small_model()
+    video = model.rollout(start_frame, "right*3 left*2")
+    assert video.shape == (6, 64, 160, 3) and video.dtype == np.uint8
+    assert np.array_equal(video[0], worldsim.preprocess(start_frame, model.spec))
+    samples = model.rollout(start_frame, "right left", num_samples=3)
+    assert samples.shape == (3, 3, 64, 160, 3)
+
+
+def test_rollout_takes_up_to_k_context_frames(start_frame):
+    model = small_model()
+    one = model.rollout(start_frame, "right*4")
+    two = model.rollout([start_frame, start_frame], "right*4")
+    assert np.array_equal(one, two)  # one frame is padded by repeating it: same as two equal frames
+    many = model.rollout([start_frame] * 5, "right*4")  # extra frames: the last K are used
+    assert many.shape == one.shape
+
+
+def test_batched_imagine_matches_single(start_frame):
+    model = small_model()
+    context = worldsim.preprocess(start_frame, model.spec)[None, None]
+    actions = np.array([[1, 1, 0], [0, 0, 1]])
+    batch = model.imagine(np.repeat(context, 2, axis=0), actions)
+    for i in range(2):
+        assert np.array_equal(batch[i], model.imagine(context, actions[i : i + 1])[0])
+
+
+def test_seeded_rollouts_are_deterministic(start_frame):
+    model = small_model()
+    a = model.rollout(start_frame, "right*5", seed=3)
+    b = model.rollout(start_frame, "right*5", seed=3)
+    assert np.array_equal(a, b)
+
+
+def test_actions_change_the_prediction(start_frame):
+    model = small_model()
+    assert not np.array_equal(model.rollout(start_frame, "right*8"), model.rollout(start_frame, "left*8"))
+
+
+def test_save_load_round_trip_is_exact(tmp_path, start_frame):
+    model = small_model(seed=1)
+    save_checkpoint(model, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+    assert np.array_equal(model.rollout(start_frame, "right*6"), loaded.rollout(start_frame, "right*6"))
+    assert {p.name for p in (tmp_path / "m").iterdir()} >= {"config.json", "model.safetensors", "README.md"}
+
+
+def test_bad_checkpoints_fail_with_clear_messages(tmp_path):
+    model = small_model()
+    good = save_checkpoint(model, tmp_path / "good")
+
+    def variant(name):
+        folder = tmp_path / name
+        shutil.copytree(good, folder)
+        return folder
+
+    config = json.loads((good / "config.json").read_text())
+
+    bad_json = variant("bad_json")
+    (bad_json / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load(bad_json)
+
+    unknown = variant("unknown_field")
+    (unknown / "config.json").write_text(json.dumps({**config, "evil": 1}))
+    with pytest.raises(CheckpointError, match="unknown field"):
+        load(unknown)
+
+    future = variant("future")
+    (future / "config.json").write_text(json.dumps({**config, "format_version": 99}))
+    with pytest.raises(CheckpointError, match="format_version 99"):
+        load(future)
+
+    huge = variant("huge_dims")
+    (huge / "config.json").write_text(json.dumps({**config, "hidden_dim": 10**9}))
+    with pytest.raises(CheckpointError, match="hidden_dim"):
+        load(huge)
+
+    pickle_only = variant("pickle_only")
+    (pickle_only / "model.safetensors").unlink()
+    torch.save(model.state_dict(), pickle_only / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        load(pickle_only)
+
+    corrupt = variant("corrupt")
+    (corrupt / "model.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load(corrupt)
+
+    wrong_shape = variant("wrong_shape")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["dynamics.delta.2.bias"] = torch.zeros(99)
+    save_file(state, wrong_shape / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"dynamics.delta.2.bias has shape \(99,\)"):
+        load(wrong_shape)
+
+    with pytest.raises(CheckpointError, match="No model 'no-such-model'"):
+        load("no-such-model")
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load(tmp_path)  # a folder, but not a checkpoint

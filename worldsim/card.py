@@ -1,0 +1,76 @@
+"""Model cards: the README.md of a checkpoint, generated from its config, training and metrics."""
+
+from __future__ import annotations
+
+from worldsim.envs import get_spec
+
+
+def render_model_card(config: dict, training: dict | None, metrics: dict | None) -> str:
+    """Markdown with Hugging Face front matter: what the model is, how it was made, how it scores."""
+    spec = get_spec(config["env"])
+    lines = [
+        "---",
+        "library_name: worldsim",
+        "tags:",
+        "- world-model",
+        f"- {spec.gym_id}",
+        "---",
+        "",
+        f"# worldsim {spec.name}: a learned world model of {spec.gym_id}",
+        "",
+        f"Given a start frame and a sequence of actions ({_actions(spec)}), it imagines the next "
+        f"{config['height']}x{config['width']} frames, one per environment step, at {spec.fps:g} frames/s.",
+        "",
+        "## Model",
+        "",
+        f"- Kind: `{config['kind']}`: convolutional frame autoencoder (latent {config['latent_dim']}) "
+        f"with a GRU ({config['hidden_dim']} units) stepping the latent under each action.",
+        f"- Takes 1 to {config['context_frames']} start frames; frames are cropped "
+        f"({_crop(spec)}) and resized to {config['height']}x{config['width']}.",
+    ]
+    if training:
+        ae, dyn = training.get("autoencoder", {}), training.get("dynamics", {})
+        lines += [
+            "",
+            "## Training",
+            "",
+            "```",
+            training["command"],
+            "```",
+            "",
+            f"- Data: {training['frames']:,} frames in {training['episodes']} episodes "
+            f"(`python -m worldsim collect --env {spec.name}`).",
+            f"- Time on 2 CPU cores: {training.get('minutes', 0):.1f} minutes "
+            f"(autoencoder {ae.get('minutes', 0):.1f}, dynamics {dyn.get('minutes', 0):.1f}).",
+            f"- Throughput: autoencoder {ae.get('samples_per_second', 0):.0f} frames/s, "
+            f"dynamics {dyn.get('samples_per_second', 0):.0f} windows/s.",
+        ]
+        if ae.get("validation"):
+            last = ae["validation"][-1]
+            lines.append(f"- Validation: autoencoder reconstruction PSNR {last['psnr']:.2f} dB.")
+    if metrics:
+        lines += ["", "## Evaluation against the simulator", "", metrics.get("markdown", "")]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import worldsim",
+        "",
+        f'model = worldsim.load("{spec.name}")',
+        f'video = model.rollout(start_frame, "{spec.example_actions}")  # (T+1, H, W, 3) uint8',
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _actions(spec) -> str:
+    if spec.action_kind == "discrete":
+        return ", ".join(spec.action_names)
+    return "continuous " + ", ".join(spec.action_labels)
+
+
+def _crop(spec) -> str:
+    c = spec.crop
+    return f"rows {c.top:.0%}-{c.bottom:.0%}, columns {c.left:.0%}-{c.right:.0%} of the rendered frame"

@@ -1,0 +1,127 @@
+"""Checkpoints: a folder that describes itself, and `load` that finds one by name or path.
+
+checkpoints/cartpole/
+    config.json         WorldModelConfig: rebuilds the model (validated before any tensor)
+    model.safetensors   weights (never a pickle)
+    training.json       how it was trained: exact command, data size, minutes, validation
+    metrics.json        what `python -m worldsim eval` measured (written by eval)
+    README.md           the model card, generated from the three JSON files
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from worldsim.card import render_model_card
+from worldsim.envs import ENV_SPECS
+from worldsim.model import LatentWorldModel, WorldModelConfig, build_model
+
+CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+MAX_CONFIG_BYTES = 1_000_000  # a config is a few hundred bytes; refuse to parse anything huge
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded; the message says which file and what is wrong."""
+
+
+def save_checkpoint(
+    model: LatentWorldModel, folder: str | Path, training: dict | None = None, metrics: dict | None = None
+) -> Path:
+    """Write config, weights (the plain module's state dict) and, if given, training and metrics."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt", "env": model.config.env})
+    if training is not None:
+        (folder / "training.json").write_text(json.dumps(training, indent=2) + "\n")
+    if metrics is not None:
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_model_card(folder)
+    return folder
+
+
+def write_model_card(folder: str | Path) -> None:
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())
+    training = _read_json(folder / "training.json")
+    metrics = _read_json(folder / "metrics.json")
+    (folder / "README.md").write_text(render_model_card(config, training, metrics))
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A registry name ("cartpole") -> checkpoints/cartpole; otherwise an existing folder."""
+    text = str(name_or_path).strip()
+    if text.lower() in ENV_SPECS and (CHECKPOINTS_DIR / text.lower()).is_dir():
+        return CHECKPOINTS_DIR / text.lower()
+    path = Path(text)
+    if path.is_dir():
+        return path
+    shipped = sorted(p.name for p in CHECKPOINTS_DIR.glob("*/config.json") for p in [p.parent])
+    raise CheckpointError(
+        f"No model {text!r}: not a shipped model ({', '.join(shipped) or 'none'}) "
+        "and not a checkpoint folder."
+    )
+
+
+def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> LatentWorldModel:
+    """Load a world model by shipped name (e.g. "cartpole") or from a checkpoint folder."""
+    folder = resolve(name_or_path)
+    config = read_config(folder)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise CheckpointError(f"{folder} has no model.safetensors (only safetensors weights are read).")
+    model = build_model(config)
+    expected = model.state_dict()
+    try:
+        with safe_open(weights, framework="pt") as f:
+            names = set(f.keys())
+            missing, unexpected = sorted(set(expected) - names), sorted(names - set(expected))
+            if missing or unexpected:
+                raise CheckpointError(
+                    f"{weights} does not match its config: "
+                    f"missing {missing[:5]}, unexpected {unexpected[:5]}."
+                )
+            for name in expected:
+                shape = tuple(f.get_slice(name).get_shape())
+                if shape != tuple(expected[name].shape):
+                    raise CheckpointError(
+                        f"{weights}: tensor {name} has shape {shape}, the config needs "
+                        f"{tuple(expected[name].shape)}."
+                    )
+            state = {name: f.get_tensor(name) for name in expected}
+    except CheckpointError:
+        raise
+    except Exception as error:  # safetensors reports corrupt files with its own error types
+        raise CheckpointError(f"{weights} is not a readable safetensors file: {error}") from None
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval()
+
+
+def read_config(folder: Path) -> WorldModelConfig:
+    path = folder / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{folder} has no config.json.")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(
+            f"{path} is {path.stat().st_size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}."
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, not {type(data).__name__}.")
+    try:
+        return WorldModelConfig.from_dict(data)
+    except (TypeError, ValueError, KeyError) as error:
+        raise CheckpointError(f"{path}: {error}") from None

@@ -1,0 +1,135 @@
+"""Command line: python -m worldsim {collect, train, eval, rollout, bench} ...
+
+collect and train take every field of their config dataclass as a flag (--autoencoder-steps 50);
+the help text of each flag is the comment beside the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from worldsim.data import CollectConfig
+from worldsim.envs import ENV_SPECS
+from worldsim.train import TrainConfig
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """The `# comment` after each field of a dataclass's source, as help text."""
+    comments = {}
+    for line in inspect.getsource(cls).splitlines():
+        match = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.+)$", line)
+        if match:
+            comments[match.group(1)] = match.group(2)
+    return comments
+
+
+def _add_dataclass_flags(parser: argparse.ArgumentParser, cls) -> None:
+    comments = _field_comments(cls)
+    for field in dataclasses.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default
+        help_text = comments.get(field.name, "") + f" (default: {default!r})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=help_text)
+
+
+def _dataclass_from_args(cls, args: argparse.Namespace):
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m worldsim", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    collect = commands.add_parser("collect", help="record episodes from the simulator into shards")
+    _add_dataclass_flags(collect, CollectConfig)
+
+    train = commands.add_parser("train", help="train a world model on collected shards")
+    _add_dataclass_flags(train, TrainConfig)
+
+    evaluate = commands.add_parser("eval", help="measure a model against the simulator on held-out seeds")
+    evaluate.add_argument("--model", default="cartpole", help="shipped model name or checkpoint folder")
+    evaluate.add_argument("--episodes", type=int, default=20, help="held-out episodes per action policy")
+    evaluate.add_argument("--horizon", type=int, default=60, help="steps rolled out per episode")
+    evaluate.add_argument("--out", default="docs", help="folder for the markdown table and plot")
+    evaluate.add_argument(
+        "--update-card", action="store_true", help="write metrics into the checkpoint's card"
+    )
+    evaluate.add_argument("--device", default="cpu")
+
+    rollout = commands.add_parser("rollout", help="imagine a video from a start frame and actions")
+    rollout.add_argument("--model", default="cartpole", help="shipped model name or checkpoint folder")
+    rollout.add_argument("--start", required=True, help="start frame: PNG, JPEG, WebP or GIF (first frame)")
+    rollout.add_argument("--actions", required=True, help='action text, e.g. "right*5 left*5", or @file.txt')
+    rollout.add_argument("--out", default="rollout.mp4", help="output video (.mp4 or .gif)")
+    rollout.add_argument("--seed", type=int, default=None, help="seed for sampled models")
+    rollout.add_argument("--device", default="cpu")
+
+    snapshot = commands.add_parser("snapshot", help="save a real simulator frame, to use as a start frame")
+    snapshot.add_argument("--env", default="cartpole", help="environment spec name")
+    snapshot.add_argument("--seed", type=int, default=0, help="reset seed")
+    snapshot.add_argument("--actions", default="", help="actions to play before the snapshot")
+    snapshot.add_argument("--out", required=True, help="PNG path")
+
+    bench = commands.add_parser("bench", help="rollout speed and cold start, medians")
+    bench.add_argument("--model", default="cartpole", help="shipped model name or checkpoint folder")
+    bench.add_argument("--steps", type=int, default=60, help="steps per rollout")
+    bench.add_argument("--repeats", type=int, default=7, help="timed runs; the median is reported")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    command = "python -m worldsim " + shlex.join(argv)
+    try:
+        return _run(args, command)
+    except (ValueError, KeyError, FileNotFoundError) as error:  # our own messages, no traceback
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, command: str) -> int:
+    if args.command == "collect":
+        from worldsim.data import collect
+
+        if args.env not in ENV_SPECS:
+            raise KeyError(f"Unknown environment {args.env!r}. Known: {', '.join(sorted(ENV_SPECS))}.")
+        config = _dataclass_from_args(CollectConfig, args)
+        paths = collect(config)
+        print(f"{len(paths)} shards in {config.out}")
+    elif args.command == "train":
+        from worldsim.train import train
+
+        train(_dataclass_from_args(TrainConfig, args), command=command)
+    elif args.command == "eval":
+        from worldsim.evaluate import evaluate_model
+
+        evaluate_model(args.model, args.episodes, args.horizon, Path(args.out), args.update_card, args.device)
+    elif args.command == "rollout":
+        from worldsim.rollout import rollout_to_file
+
+        path = rollout_to_file(args.model, args.start, args.actions, args.out, args.seed, args.device)
+        print(path)
+    elif args.command == "snapshot":
+        from PIL import Image
+
+        from worldsim.simulator import simulator_frames
+
+        frames = simulator_frames(args.env, args.seed, args.actions)
+        Image.fromarray(frames[-1]).save(args.out)
+        print(args.out)
+    elif args.command == "bench":
+        from worldsim.bench import run_benchmark
+
+        run_benchmark(args.model, args.steps, args.repeats)
+    return 0

@@ -1,0 +1,336 @@
+"""Data: collect episodes from gymnasium into compressed shards, and read them back for training.
+
+A shard is one `.npz` file (no pickles) holding whole episodes, concatenated:
+
+    frames           (N, H, W, 3) uint8   preprocessed frames, as the model sees them
+    actions          (N,) int64 | (N, D) float32   action taken after frame t (last one per episode: filler)
+    states           (N, S) float32       simulator state vector at frame t (absent if the env has none)
+    episode_lengths  (E,) int64           frames per episode; they sum to N
+    episode_seeds    (E,) int64           reset seed of each episode's sub-environment stream
+    policies         (E,) str             which collection policy drove each episode
+    meta             () str               JSON: env name, resolution, worldsim data format version
+
+Shard k of a collection is a pure function of (env, seed, k, envs per shard), so an interrupted
+collection resumes by skipping the shards already on disk, and reruns produce the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from worldsim.envs import EnvSpec, get_spec, preprocess, simulator_state
+
+DATA_FORMAT_VERSION = 1
+# Training seeds stay below this; evaluation draws its seeds above it, so held-out means held out.
+EVAL_SEED_START = 2**30
+
+
+class RecordFrames(gym.Wrapper):
+    """Puts the preprocessed frame and simulator state into `info`, and plays on past termination.
+
+    Running in the vector env's worker process, it spreads rendering and resizing over the cores.
+    After `terminated`, it keeps stepping `spec.steps_after_termination` more steps (then truncates),
+    because users will drive a model past the point where the simulator would stop.
+    """
+
+    def __init__(self, env: gym.Env, spec: EnvSpec):
+        super().__init__(env)
+        self.spec_ = spec
+        self._steps_after_end: int | None = None
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._steps_after_end = None
+        return obs, self._record(info)
+
+    def step(self, action):
+        with warnings.catch_warnings():  # stepping past termination is intended here
+            warnings.simplefilter("ignore")
+            obs, reward, terminated, truncated, info = self.env.step(action)
+        if self._steps_after_end is not None:
+            self._steps_after_end += 1
+            truncated = truncated or self._steps_after_end >= self.spec_.steps_after_termination
+            terminated = False
+        elif terminated and self.spec_.steps_after_termination > 0:
+            self._steps_after_end, terminated = 0, False
+        return obs, reward, terminated, truncated, self._record(info)
+
+    def _record(self, info: dict) -> dict:
+        info = dict(info)
+        info["frame"] = preprocess(self.env.render(), self.spec_)
+        state = simulator_state(self.env, self.spec_)
+        if state is not None:
+            info["state"] = state
+        return info
+
+
+# --- collection policies -------------------------------------------------------------------------
+
+
+class RandomPolicy:
+    """Uniform random actions: short episodes that cover how things fall apart."""
+
+    def __init__(self, spec: EnvSpec, rng: np.random.Generator):
+        self.spec, self.rng = spec, rng
+
+    def act(self, obs: np.ndarray):
+        if self.spec.action_kind == "discrete":
+            return int(self.rng.integers(self.spec.num_actions))
+        return self.rng.uniform(self.spec.action_low, self.spec.action_high).astype(np.float32)
+
+
+class StickyPolicy(RandomPolicy):
+    """Random actions held for several steps: long pushes in one direction, as people type them."""
+
+    def __init__(self, spec: EnvSpec, rng: np.random.Generator):
+        super().__init__(spec, rng)
+        self.keep = rng.uniform(0.7, 0.95)
+        self.action = super().act(None)
+
+    def act(self, obs: np.ndarray):
+        if self.rng.random() > self.keep:
+            self.action = super().act(obs)
+        return self.action
+
+
+class BalancePolicy(RandomPolicy):
+    """CartPole: a noisy PD balancer with per-episode gains, drift target and a 'let go' step.
+
+    Random actions end CartPole in ~15 steps; this one keeps the pole up for hundreds of steps while
+    the cart wanders (so all track positions appear), then lets go at a random step so falls from
+    moving, off-centre states are seen too.
+    """
+
+    def __init__(self, spec: EnvSpec, rng: np.random.Generator):
+        super().__init__(spec, rng)
+        self.gains = rng.uniform([0.5, 0.5, 8.0, 1.0], [2.0, 2.0, 15.0, 3.0])  # x, x_dot, th, th_dot
+        self.target_x = rng.uniform(-1.8, 1.8)
+        self.epsilon = rng.uniform(0.05, 0.35)
+        self.let_go_at = int(rng.integers(40, 600))
+        self.steps = 0
+
+    def act(self, obs: np.ndarray):
+        self.steps += 1
+        if self.steps > self.let_go_at or self.rng.random() < self.epsilon:
+            return super().act(obs)
+        x, x_dot, theta, theta_dot = obs
+        # Pushing toward the target means tilting the pole toward it first, so x enters with - sign.
+        k_x, k_v, k_th, k_w = self.gains
+        push = k_th * theta + k_w * theta_dot + 0.05 * (k_x * (x - self.target_x) + k_v * x_dot)
+        return int(push > 0)
+
+
+POLICIES = {"random": RandomPolicy, "sticky": StickyPolicy, "balance": BalancePolicy}
+
+
+# --- collection ----------------------------------------------------------------------------------
+
+
+@dataclass
+class CollectConfig:
+    """What `python -m worldsim collect` gathers."""
+
+    env: str = "cartpole"  # environment spec name
+    out: str = ""  # folder of shards; default data/<env> (kept out of git)
+    episodes: int = 600  # total episodes
+    shard_episodes: int = 25  # episodes per shard file: the unit of resumption
+    num_envs: int = 2  # sub-environments in the async vector env (one per core)
+    seed: int = 0  # with num_envs, fixes every shard's content
+
+    def __post_init__(self):
+        self.out = self.out or f"data/{self.env}"
+
+
+def shard_path(out: str | Path, index: int) -> Path:
+    return Path(out) / f"shard_{index:05d}.npz"
+
+
+def collect(config: CollectConfig) -> list[Path]:
+    """Collect `config.episodes` episodes into shards, skipping shards already written."""
+    spec = get_spec(config.env)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    num_shards = -(-config.episodes // config.shard_episodes)
+    paths = [shard_path(out, k) for k in range(num_shards)]
+    todo = [k for k, path in enumerate(paths) if not path.exists()]
+    if len(todo) < num_shards:
+        print(f"resuming: {num_shards - len(todo)} of {num_shards} shards already in {out}")
+    progress = tqdm(total=len(todo) * config.shard_episodes, desc=f"collect {spec.name}", unit="ep")
+    for k in todo:
+        count = min(config.shard_episodes, config.episodes - k * config.shard_episodes)
+        episodes = collect_episodes(spec, count, config.num_envs, seed=(config.seed, k), progress=progress)
+        write_shard(paths[k], spec, episodes)
+    progress.close()
+    return paths
+
+
+def collect_episodes(
+    spec: EnvSpec,
+    count: int,
+    num_envs: int,
+    seed: tuple[int, ...] | int,
+    progress: tqdm | None = None,
+    env_seeds: list[int] | None = None,
+) -> list[dict]:
+    """Run `count` whole episodes on an async vector env; deterministic given seed and num_envs.
+
+    Each episode is a dict of frames (L+1, H, W, 3), actions (L, ...), states (L+1, S) or None,
+    seed and policy name. `env_seeds` overrides the per-sub-env reset seeds (evaluation uses this).
+    """
+    seq = np.random.SeedSequence(seed)
+    if env_seeds is None:
+        env_seeds = [int(s) % EVAL_SEED_START for s in seq.generate_state(num_envs)]
+    rng = np.random.default_rng(seq)
+    policy_names = [name for name, _ in spec.collect_policies]
+    weights = np.array([w for _, w in spec.collect_policies], dtype=float)
+
+    def new_episode(env_index: int, info: dict) -> dict:
+        name = policy_names[rng.choice(len(policy_names), p=weights / weights.sum())]
+        return {
+            "frames": [info["frame"][env_index]],
+            "states": [info["state"][env_index]] if "state" in info else None,
+            "actions": [],
+            "seed": env_seeds[env_index],
+            "policy": name,
+            "actor": POLICIES[name](spec, rng),
+        }
+
+    envs = gym.vector.AsyncVectorEnv(
+        [partial(_make_recording_env, spec.name)] * num_envs,
+        autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
+        context="spawn",
+    )
+    episodes: list[dict] = []
+    try:
+        obs, info = envs.reset(seed=env_seeds)
+        running = [new_episode(i, info) for i in range(num_envs)]
+        ended = np.zeros(num_envs, dtype=bool)
+        while len(episodes) < count:
+            actions = [episode["actor"].act(obs[i]) for i, episode in enumerate(running)]
+            obs, _, terminated, truncated, info = envs.step(np.stack(actions))
+            for i in range(num_envs):
+                if ended[i]:  # this step was the sub-env's automatic reset
+                    running[i] = new_episode(i, info)
+                    continue
+                episode = running[i]
+                episode["actions"].append(actions[i])
+                episode["frames"].append(info["frame"][i])
+                if episode["states"] is not None:
+                    episode["states"].append(info["state"][i])
+                if (terminated[i] or truncated[i]) and len(episodes) < count:
+                    episodes.append(_finish(episode))
+                    if progress is not None:
+                        progress.update(1)
+            ended = terminated | truncated
+    finally:
+        envs.close()
+    return episodes
+
+
+def _make_recording_env(name: str) -> RecordFrames:
+    spec = get_spec(name)  # by name: the worker process rebuilds it from the registry
+    return RecordFrames(spec.make(disable_env_checker=True), spec)
+
+
+def _finish(episode: dict) -> dict:
+    return {
+        "frames": np.stack(episode["frames"]),
+        "actions": np.stack(episode["actions"]),
+        "states": None if episode["states"] is None else np.stack(episode["states"]),
+        "seed": episode["seed"],
+        "policy": episode["policy"],
+    }
+
+
+def write_shard(path: Path, spec: EnvSpec, episodes: list[dict]) -> None:
+    """Write episodes to one compressed shard, atomically (temp file, then rename)."""
+    actions = []
+    for episode in episodes:  # pad each episode's actions to one per frame (last = filler)
+        filler = np.zeros_like(episode["actions"][:1])
+        actions.append(np.concatenate([episode["actions"], filler]))
+    arrays = {
+        "frames": np.concatenate([e["frames"] for e in episodes]),
+        "actions": np.concatenate(actions).astype(np.int64 if spec.action_kind == "discrete" else np.float32),
+        "episode_lengths": np.array([len(e["frames"]) for e in episodes], dtype=np.int64),
+        "episode_seeds": np.array([e["seed"] for e in episodes], dtype=np.int64),
+        "policies": np.array([e["policy"] for e in episodes], dtype=str),
+        "meta": np.array(json.dumps(_meta(spec))),
+    }
+    if episodes[0]["states"] is not None:
+        arrays["states"] = np.concatenate([e["states"] for e in episodes]).astype(np.float32)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _meta(spec: EnvSpec) -> dict:
+    return {
+        "format_version": DATA_FORMAT_VERSION,
+        "env": spec.name,
+        "gym_id": spec.gym_id,
+        "height": spec.height,
+        "width": spec.width,
+    }
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+@dataclass
+class EpisodeData:
+    """All episodes of a collection, concatenated in memory."""
+
+    frames: np.ndarray  # (N, H, W, 3) uint8
+    actions: np.ndarray  # (N,) int64 | (N, D) float32
+    states: np.ndarray | None  # (N, S) float32
+    episode_starts: np.ndarray  # (E,) index of each episode's first frame
+    episode_lengths: np.ndarray  # (E,)
+    policies: np.ndarray  # (E,) str
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episode_lengths)
+
+    def window_starts(self, length: int, episodes: np.ndarray | None = None) -> np.ndarray:
+        """Start indices of every window of `length` frames that stays inside one episode."""
+        chosen = np.arange(self.num_episodes) if episodes is None else episodes
+        starts = [
+            np.arange(self.episode_starts[e], self.episode_starts[e] + self.episode_lengths[e] - length + 1)
+            for e in chosen
+        ]
+        return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+
+
+def load_episodes(folder: str | Path, spec: EnvSpec) -> EpisodeData:
+    """Read every shard in `folder`, checking each was collected for `spec` at its resolution."""
+    paths = sorted(Path(folder).glob("shard_*.npz"))
+    paths = [p for p in paths if not p.name.endswith(".tmp.npz")]
+    if not paths:
+        raise FileNotFoundError(
+            f"No shards in {folder}. Collect some first: python -m worldsim collect --env {spec.name}"
+        )
+    parts = []
+    for path in tqdm(paths, desc="load shards", unit="shard", leave=False):
+        with np.load(path, allow_pickle=False) as shard:
+            meta = json.loads(str(shard["meta"]))
+            if (meta["env"], meta["height"], meta["width"]) != (spec.name, spec.height, spec.width):
+                raise ValueError(f"{path} holds {meta}, not {spec.name} at {spec.height}x{spec.width}.")
+            parts.append({key: shard[key] for key in shard.files if key != "meta"})
+    lengths = np.concatenate([p["episode_lengths"] for p in parts])
+    return EpisodeData(
+        frames=np.concatenate([p["frames"] for p in parts]),
+        actions=np.concatenate([p["actions"] for p in parts]),
+        states=np.concatenate([p["states"] for p in parts]) if "states" in parts[0] else None,
+        episode_starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+        episode_lengths=lengths,
+        policies=np.concatenate([p["policies"] for p in parts]),
+    )

@@ -1,0 +1,250 @@
+"""Environment specs: everything worldsim needs to know about a gymnasium environment.
+
+One `EnvSpec` per model name. A spec says how to make the environment, what its actions are
+called, how a rendered frame becomes the model's input (crop, then resize), and how fast the real
+thing runs. Adding an environment means adding one entry to `ENV_SPECS`; nothing else branches on
+the environment's name.
+
+    >>> spec = get_spec("cartpole")
+    >>> spec.action_names
+    ('left', 'right')
+    >>> preprocess(np.zeros((400, 600, 3), np.uint8), spec).shape
+    (64, 160, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+ActionKind = Literal["discrete", "continuous"]
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A crop box as fractions of the rendered frame, so screenshots of any size map the same way."""
+
+    top: float = 0.0
+    bottom: float = 1.0
+    left: float = 0.0
+    right: float = 1.0
+
+    def pixels(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) in pixels of a frame of this size."""
+        return (
+            round(self.top * height),
+            round(self.bottom * height),
+            round(self.left * width),
+            round(self.right * width),
+        )
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """How worldsim makes, drives and sees one gymnasium environment."""
+
+    name: str  # short lower-case model name, e.g. "cartpole"
+    gym_id: str  # gymnasium id, e.g. "CartPole-v1"
+    action_kind: ActionKind
+    fps: float  # real-time step rate of the environment: videos play at this speed
+    height: int  # model resolution after crop + resize
+    width: int
+    crop: Crop = field(default_factory=Crop)  # region of the rendered frame the model sees
+    make_kwargs: dict[str, Any] = field(default_factory=dict)
+    render_size: tuple[int, int] = (400, 600)  # (H, W) gymnasium renders at; for documentation
+    action_names: tuple[str, ...] = ()  # discrete: one name per action index
+    action_low: tuple[float, ...] = ()  # continuous: per-dimension bounds
+    action_high: tuple[float, ...] = ()
+    action_labels: tuple[str, ...] = ()  # continuous: what each dimension means
+    # Simulator state vector: `env.unwrapped.<state_attr>`, if the env has one. Recorded with the
+    # frames so evaluation can compare objects, not only pixels.
+    state_attr: str | None = None
+    # What one frame shows of the state (positions, angles as sin/cos since a pole at theta and
+    # theta + 2 pi look the same): (N, S) states -> (N, P). Training supervises the first P latent
+    # dims with it; None means no such help.
+    visible_pose: Callable[[np.ndarray], np.ndarray] | None = None
+    # Steps past `terminated` that collection keeps stepping, so models learn what follows
+    # (CartPole: the pole falls over and the cart drives off), since users will ask for it.
+    steps_after_termination: int = 0
+    # Number of policies' weights used during collection: name -> share of episodes.
+    collect_policies: tuple[tuple[str, float], ...] = (("random", 1.0),)
+    example_actions: str = ""  # a sequence that shows the dynamics off, for docs and the app
+
+    @property
+    def num_actions(self) -> int:
+        """Discrete: number of actions. Continuous: action dimensions."""
+        return len(self.action_names) if self.action_kind == "discrete" else len(self.action_low)
+
+    @property
+    def action_dim(self) -> int:
+        """Width of one action as the model reads it (1 index, or N continuous values)."""
+        return 1 if self.action_kind == "discrete" else len(self.action_low)
+
+    def make(self, render: bool = True, **overrides: Any):
+        """A gymnasium env rendering RGB arrays (ale-py registers the ALE ids on import)."""
+        import gymnasium as gym
+
+        if self.gym_id.startswith("ALE/"):
+            import ale_py
+
+            gym.register_envs(ale_py)
+        kwargs = {**self.make_kwargs, **overrides}
+        return gym.make(self.gym_id, render_mode="rgb_array" if render else None, **kwargs)
+
+
+def _angles(*columns: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Pose = sin and cos of the given state columns (angles)."""
+
+    def pose(states: np.ndarray) -> np.ndarray:
+        angles = states[..., list(columns)]
+        return np.concatenate([np.sin(angles), np.cos(angles)], axis=-1)
+
+    return pose
+
+
+def _cartpole_pose(states: np.ndarray) -> np.ndarray:
+    """Cart position, and the pole angle as sin/cos."""
+    theta = states[..., 2:3]
+    return np.concatenate([states[..., 0:1], np.sin(theta), np.cos(theta)], axis=-1)
+
+
+def _mountaincar_pose(states: np.ndarray) -> np.ndarray:
+    return states[..., 0:1]
+
+
+ENV_SPECS: dict[str, EnvSpec] = {
+    spec.name: spec
+    for spec in [
+        EnvSpec(
+            name="cartpole",
+            gym_id="CartPole-v1",
+            action_kind="discrete",
+            action_names=("left", "right"),
+            fps=50,  # tau = 0.02 s per step
+            # Rows 160..400 of the 400x600 render hold the cart, the upright pole (top at row 172)
+            # and a pole fallen below the track; full width is the whole track. 240x600 -> 64x160
+            # keeps the aspect ratio: 1 track unit = 33 px, so a moving cart shifts visibly.
+            crop=Crop(top=0.4, bottom=1.0),
+            height=64,
+            width=160,
+            state_attr="state",
+            visible_pose=_cartpole_pose,
+            steps_after_termination=40,
+            collect_policies=(("random", 0.35), ("sticky", 0.15), ("balance", 0.5)),
+            example_actions="right*10 left*10 right*10",
+        ),
+        EnvSpec(
+            name="acrobot",
+            gym_id="Acrobot-v1",
+            action_kind="discrete",
+            action_names=("left", "none", "right"),  # torque -1, 0, +1 on the joint
+            fps=15,
+            render_size=(500, 500),
+            height=64,
+            width=64,
+            state_attr="state",
+            visible_pose=_angles(0, 1),
+            example_actions="left*10 right*10 left*10",
+        ),
+        EnvSpec(
+            name="pendulum",
+            gym_id="Pendulum-v1",
+            action_kind="continuous",
+            action_low=(-2.0,),
+            action_high=(2.0,),
+            action_labels=("torque",),
+            fps=20,
+            render_size=(500, 500),
+            height=64,
+            width=64,
+            state_attr="state",
+            visible_pose=_angles(0),
+            example_actions="2*10 -2*10 0*10",
+        ),
+        EnvSpec(
+            name="mountaincar",
+            gym_id="MountainCar-v0",
+            action_kind="discrete",
+            action_names=("left", "none", "right"),
+            fps=30,
+            height=64,
+            width=96,
+            state_attr="state",
+            visible_pose=_mountaincar_pose,
+            example_actions="left*20 right*40",
+        ),
+        EnvSpec(
+            name="breakout",
+            gym_id="ALE/Breakout-v5",
+            action_kind="discrete",
+            action_names=("noop", "fire", "right", "left"),
+            make_kwargs={"repeat_action_probability": 0.0, "frameskip": 4},
+            fps=15,
+            render_size=(210, 160),
+            height=96,  # multiples of 16 for the model; 96 keeps the 1-px ball
+            width=96,
+            example_actions="fire right*10 left*10",
+        ),
+        EnvSpec(
+            name="pong",
+            gym_id="ALE/Pong-v5",
+            action_kind="discrete",
+            action_names=("noop", "fire", "right", "left", "rightfire", "leftfire"),
+            make_kwargs={"repeat_action_probability": 0.0, "frameskip": 4},
+            fps=15,
+            render_size=(210, 160),
+            height=96,  # multiples of 16 for the model; 96 keeps the 1-px ball
+            width=96,
+            example_actions="noop*10 right*10 left*10",
+        ),
+        EnvSpec(
+            name="carracing",
+            gym_id="CarRacing-v3",
+            action_kind="continuous",
+            action_low=(-1.0, 0.0, 0.0),
+            action_high=(1.0, 1.0, 1.0),
+            action_labels=("steer", "gas", "brake"),
+            fps=50,
+            render_size=(400, 600),
+            height=64,
+            width=64,
+            example_actions="[0,1,0]*20 [-1,0.5,0]*10",
+        ),
+    ]
+}
+
+
+def get_spec(name: str) -> EnvSpec:
+    """The spec registered under `name` (case-insensitive); a clear error listing the names otherwise."""
+    key = name.strip().lower()
+    if key not in ENV_SPECS:
+        raise KeyError(f"Unknown environment {name!r}. Known: {', '.join(sorted(ENV_SPECS))}.")
+    return ENV_SPECS[key]
+
+
+def preprocess(frame: np.ndarray, spec: EnvSpec) -> np.ndarray:
+    """Rendered RGB frame of any size (H0, W0, 3) uint8 -> model input (h, w, 3) uint8.
+
+    Crops the spec's region (fractions of the frame, so a 300x200 screenshot crops like the 600x400
+    render), then resizes with PIL's antialiased bilinear filter. A frame already at the model's
+    resolution is taken as it is.
+    """
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"Expected an RGB uint8 frame (H, W, 3); got {frame.dtype} {frame.shape}.")
+    if frame.shape[:2] == (spec.height, spec.width):
+        return np.ascontiguousarray(frame)  # already what the model sees, e.g. an exported frame
+    top, bottom, left, right = spec.crop.pixels(*frame.shape[:2])
+    cropped = frame[top:bottom, left:right]
+    image = Image.fromarray(cropped).resize((spec.width, spec.height), Image.Resampling.BILINEAR)
+    return np.asarray(image)
+
+
+def simulator_state(env, spec: EnvSpec) -> np.ndarray | None:
+    """The simulator's state vector (float32), or None for envs without one."""
+    if spec.state_attr is None:
+        return None
+    return np.asarray(getattr(env.unwrapped, spec.state_attr), dtype=np.float32)

@@ -1,0 +1,202 @@
+"""Evaluation against the real simulator on held-out seeds.
+
+For each collection policy (CartPole: random actions, whose pole falls within 10-30 steps, and
+the noisy balancer), reset the simulator with seeds training never used, step it `horizon` times
+with the policy's actions (on past termination, as users do), and roll the model out from the
+reset frame with the same actions. Reported per horizon, model next to the copy-the-start-frame
+baseline: PSNR, SSIM, object errors read back from frames, and an edge-energy ratio that falls if
+predictions blur or fade.
+
+    python -m worldsim eval --model cartpole --update-card
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from worldsim.checkpoint import load, resolve, save_checkpoint
+from worldsim.data import EVAL_SEED_START, POLICIES
+from worldsim.envs import EnvSpec, preprocess
+from worldsim.metrics import edge_energy, psnr, ssim
+from worldsim.model import to_float
+from worldsim.objects import object_errors, read_objects
+
+REPORT_HORIZONS = (1, 5, 10, 30, 60)
+
+
+def simulate(spec: EnvSpec, seed: int, policy: str, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """One held-out episode: frames (horizon+1, h, w, 3) uint8 and the actions (horizon, ...)."""
+    env = spec.make(disable_env_checker=True)
+    rng = np.random.default_rng(seed)
+    actor = POLICIES[policy](spec, rng)
+    obs, _ = env.reset(seed=seed)
+    frames, actions = [preprocess(env.render(), spec)], []
+    with warnings.catch_warnings():  # stepping past termination is what we measure
+        warnings.simplefilter("ignore")
+        for _ in range(horizon):
+            action = actor.act(obs)
+            obs, *_ = env.step(action)
+            actions.append(action)
+            frames.append(preprocess(env.render(), spec))
+    env.close()
+    return np.stack(frames), np.stack(actions)
+
+
+def per_step_metrics(pred: np.ndarray, true: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
+    """pred, true: uint8 (B, T+1, h, w, 3) -> metric name -> (T+1,) mean over episodes, for the
+    model and for the copy-the-start-frame baseline."""
+    pred_t, true_t = to_float(torch.from_numpy(pred)), to_float(torch.from_numpy(true))
+    copy_t = true_t[:, :1].expand_as(true_t)
+    out = {
+        "psnr": psnr(pred_t, true_t).mean(0).numpy(),
+        "psnr_copy": psnr(copy_t, true_t).mean(0).numpy(),
+        "ssim": ssim(pred_t, true_t).mean(0).numpy(),
+        "ssim_copy": ssim(copy_t, true_t).mean(0).numpy(),
+        "edge_ratio": (edge_energy(pred_t) / edge_energy(true_t).clamp_min(1e-8)).mean(0).numpy(),
+    }
+    b, t = pred.shape[:2]
+    true_objects = read_objects(true.reshape(b * t, *true.shape[2:]), spec)
+    if true_objects is not None:
+        pred_objects = read_objects(pred.reshape(b * t, *pred.shape[2:]), spec)
+        copy_objects = {
+            k: np.repeat(v.reshape(b, t)[:, :1], t, axis=1).ravel() for k, v in true_objects.items()
+        }
+        for name, errors in (
+            ("", object_errors(pred_objects, true_objects)),
+            ("_copy", object_errors(copy_objects, true_objects)),
+        ):
+            for key, error in errors.items():
+                with warnings.catch_warnings():  # all-NaN horizons (cart off screen) stay NaN
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    out[f"{key}_error{name}"] = np.nanmean(error.reshape(b, t), axis=0)
+        visible = ~np.isnan(next(iter(true_objects.values()))).reshape(b, t)
+        found = ~np.isnan(next(iter(pred_objects.values()))).reshape(b, t)
+        out["objects_found"] = (found & visible).sum(0) / np.maximum(visible.sum(0), 1)
+    return out
+
+
+def evaluate_model(
+    model_name: str, episodes: int, horizon: int, out: Path, update_card: bool = False, device: str = "cpu"
+) -> dict:
+    """Run the evaluation, print the table, write docs/eval_<env>.{md,png,json}; return metrics."""
+    model = load(model_name, device)
+    spec = model.spec
+    policies = [name for name, _ in spec.collect_policies if name != "sticky"] or ["random"]
+    results: dict[str, dict[str, list[float]]] = {}
+    for policy in policies:
+        true, actions = [], []
+        for i in tqdm(range(episodes), desc=f"simulate {policy}", unit="ep"):
+            frames, acts = simulate(spec, EVAL_SEED_START + i, policy, horizon)
+            true.append(frames)
+            actions.append(acts)
+        true_frames = np.stack(true)
+        pred = model.imagine(true_frames[:, :1], np.stack(actions))
+        results[policy] = {k: v.tolist() for k, v in per_step_metrics(pred, true_frames, spec).items()}
+    horizons = [h for h in REPORT_HORIZONS if h <= horizon]
+    markdown = format_table(results, horizons, spec, episodes)
+    bars = check_bars(results)
+    print(markdown)
+    print("\n".join(bars))
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = {
+        "env": spec.name,
+        "episodes_per_policy": episodes,
+        "horizon": horizon,
+        "eval_seeds": f"{EVAL_SEED_START}..{EVAL_SEED_START + episodes - 1} "
+        f"(training seeds are below {EVAL_SEED_START})",
+        "per_step": results,
+        "bars": bars,
+        "markdown": markdown + "\n\n" + "\n".join(f"- {b}" for b in bars),
+    }
+    (out / f"eval_{spec.name}.md").write_text(
+        f"# Evaluation: {spec.name}\n\n{metrics['markdown']}\n\n![plot](eval_{spec.name}.png)\n"
+    )
+    (out / f"eval_{spec.name}.json").write_text(json.dumps(metrics, indent=1))
+    plot_results(results, spec, out / f"eval_{spec.name}.png")
+    if update_card:
+        save_checkpoint(model, resolve(model_name), metrics=metrics)
+    return metrics
+
+
+def format_table(results: dict, horizons: list[int], spec: EnvSpec, episodes: int) -> str:
+    """Markdown: one row per policy and horizon, model next to the copy baseline."""
+    first = next(iter(results.values()))
+    object_keys = [k.removesuffix("_error") for k in first if k.endswith("_error")]
+    header = ["policy", "h", "PSNR model", "PSNR copy", "SSIM model", "SSIM copy", "edge ratio"]
+    for key in object_keys:
+        header += [f"{key} err model", f"{key} err copy"]
+    header += ["objects found"] if object_keys else []
+    lines = [
+        f"{spec.name}: {episodes} held-out episodes per policy, rolled out from the reset frame.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for policy, metrics in results.items():
+        for h in horizons:
+            row = [policy, str(h)]
+            row += [f"{metrics[k][h]:.2f}" for k in ("psnr", "psnr_copy")]
+            row += [f"{metrics[k][h]:.3f}" for k in ("ssim", "ssim_copy", "edge_ratio")]
+            for key in object_keys:
+                row += [f"{metrics[key + '_error'][h]:.3f}", f"{metrics[key + '_error_copy'][h]:.3f}"]
+            if object_keys:
+                row.append(f"{metrics['objects_found'][h]:.0%}")
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def check_bars(results: dict) -> list[str]:
+    """The foundation's bars: +3 dB over copy at h=5 and h=10; pole angle error at h=10 <= half."""
+    lines = []
+    for policy, m in results.items():
+        for h in (5, 10):
+            if h < len(m["psnr"]):
+                gain = m["psnr"][h] - m["psnr_copy"][h]
+                lines.append(
+                    f"{'PASS' if gain >= 3 else 'FAIL'} {policy} h={h}: "
+                    f"PSNR {gain:+.2f} dB over copy (bar: +3)"
+                )
+        if "pole_angle_deg_error" in m and len(m["psnr"]) > 10:
+            model_error, copy_error = m["pole_angle_deg_error"][10], m["pole_angle_deg_error_copy"][10]
+            ratio = model_error / max(copy_error, 1e-9)
+            lines.append(
+                f"{'PASS' if ratio <= 0.5 else 'FAIL'} {policy} h=10: pole angle error {model_error:.2f} deg "
+                f"vs copy {copy_error:.2f} deg (ratio {ratio:.2f}, bar: <= 0.5)"
+            )
+    return lines
+
+
+def plot_results(results: dict, spec: EnvSpec, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = next(iter(results.values()))
+    object_keys = [k for k in first if k.endswith("_error")]
+    fig, axes = plt.subplots(1, 1 + len(object_keys), figsize=(5 * (1 + len(object_keys)), 3.8))
+    axes = np.atleast_1d(axes)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for color, (policy, m) in zip(colors, results.items(), strict=False):
+        steps = np.arange(len(m["psnr"]))[1:]
+        axes[0].plot(steps, m["psnr"][1:], color=color, label=f"{policy}: model")
+        axes[0].plot(steps, m["psnr_copy"][1:], color=color, linestyle="--", label=f"{policy}: copy start")
+        for ax, key in zip(axes[1:], object_keys, strict=True):
+            ax.plot(steps, m[key][1:], color=color, label=f"{policy}: model")
+            ax.plot(steps, m[key + "_copy"][1:], color=color, linestyle="--", label=f"{policy}: copy start")
+            ax.set_title(key.replace("_", " "))
+    axes[0].set_title(f"{spec.name}: PSNR vs horizon (higher is better)")
+    axes[0].set_ylabel("dB")
+    for ax in axes:
+        ax.set_xlabel("steps from the start frame")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

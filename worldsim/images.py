@@ -1,0 +1,76 @@
+"""Reading start frames people upload: any common image, any size, checked before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ACCEPTED_IMAGES = "PNG, JPEG, WebP or GIF (first frame)"
+MAX_IMAGE_PIXELS = 40_000_000  # larger declared sizes are refused before decoding (bomb guard)
+MIN_SIDE = 8
+
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+
+class ImageError(ValueError):
+    """An upload that is not a usable start frame; the message says why and what is accepted."""
+
+
+def load_image(source: str | Path | np.ndarray | Image.Image) -> np.ndarray:
+    """A file path, PIL image or array -> RGB uint8 (H, W, 3).
+
+    Transparency is composited on white, palettes, grayscale, 16-bit and CMYK are converted, EXIF
+    rotation is applied, and an animated GIF gives its first frame.
+    """
+    if isinstance(source, np.ndarray):
+        return _array_to_rgb(source)
+    try:
+        image = source if isinstance(source, Image.Image) else Image.open(source)
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise ImageError(
+                f"Image is {image.width}x{image.height}; at most {MAX_IMAGE_PIXELS:,} pixels are accepted."
+            )
+        image.seek(0)
+        image = ImageOps.exif_transpose(image)
+        image.load()
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"No such file: {source}.") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+        raise ImageError(f"Not a readable image ({error}). Accepted: {ACCEPTED_IMAGES}.") from None
+    except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt files
+        raise ImageError(
+            f"The image file is damaged or truncated ({error}). Accepted: {ACCEPTED_IMAGES}."
+        ) from None
+    if min(image.size) < MIN_SIDE:
+        raise ImageError(f"Image is {image.width}x{image.height}; both sides must be at least {MIN_SIDE} px.")
+    return _pil_to_rgb(image)
+
+
+def _pil_to_rgb(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grayscale: scale to 8 bits
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max() > 255 else 255.0
+        image = Image.fromarray((values / top * 255).round().astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def _array_to_rgb(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ImageError(f"Expected an image array (H, W, 3) or (H, W, 4); got shape {array.shape}.")
+    if array.dtype != np.uint8:
+        raise ImageError(f"Expected a uint8 image array; got {array.dtype}.")
+    if min(array.shape[:2]) < MIN_SIDE:
+        raise ImageError(
+            f"Image is {array.shape[1]}x{array.shape[0]}; both sides must be at least {MIN_SIDE} px."
+        )
+    return _pil_to_rgb(Image.fromarray(array)) if array.shape[2] == 4 else np.ascontiguousarray(array)

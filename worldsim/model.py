@@ -1,0 +1,328 @@
+"""The world model: a frame autoencoder with recurrent dynamics in its latent space.
+
+Design (World Models / Dreamer, small enough for 2 CPU cores):
+
+    frame --encoder--> z  (latent_dim; the first pose_dims of z are trained to be the simulator's
+                           visible state, e.g. cart position and pole angle, normalised)
+    K context latents --init--> h           (GRU state: what one frame cannot show, e.g. velocity)
+    (z_t, a_t, h_t) --GRUCell--> h_{t+1};  z_{t+1} = z_t + delta(h_{t+1})
+    (z, z_ref) --decoder--> colours + mask;  frame = mask * colours + (1 - mask) * reference frame
+
+The decoder sees the latent of the frame to draw and of the reference (the last start frame), so
+it knows where objects are and where they were: it paints those places and copies every other
+pixel of the reference exactly. A static background is therefore perfect, and all capacity goes
+to the moving objects: on CartPole the copy-the-start-frame baseline scores 40-50 dB at short
+horizons, which no decoder that redraws the whole frame reaches.
+
+Why not a next-frame pixel predictor: on CartPole a pixel model sees sub-pixel motion per step
+and learns to copy its input (see shared/WORLD-MODELS.md). Here the objects can only move by the
+dynamics moving the latent. Rolling out costs one small decoder pass per frame, so it runs many
+times faster than real time on a CPU.
+
+Tensors inside are float (B, C, H, W) in [0, 1]; uint8 (B, H, W, 3) frames only at the edges.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worldsim.envs import EnvSpec, get_spec, preprocess
+
+CONFIG_FORMAT_VERSION = 1
+
+
+@dataclass
+class WorldModelConfig:
+    """Everything needed to rebuild a model; saved as config.json beside the weights."""
+
+    env: str  # environment spec name, e.g. "cartpole"
+    height: int  # frame size the model reads and draws; multiples of 16
+    width: int
+    action_kind: str  # "discrete" | "continuous"
+    num_actions: int  # discrete: number of actions; continuous: action dimensions
+    kind: str = "latent"  # model family, a key of MODEL_KINDS
+    latent_dim: int = 32  # size of z: small, since the dynamics must carry it for 60+ steps
+    hidden_dim: int = 256  # GRU state: velocities and whatever one frame does not show
+    context_frames: int = 2  # K: start frames the model can take (fewer are padded by repeating)
+    channels: tuple[int, int, int] = (64, 128, 128)  # conv widths at 1/4, 1/8, 1/16 resolution
+    action_embed_dim: int = 32
+    pose_dims: int = 0  # leading latent dims supervised by the simulator's visible state
+    pose_mean: list[float] = field(default_factory=list)  # normalisation of those state dims
+    pose_std: list[float] = field(default_factory=list)
+    format_version: int = CONFIG_FORMAT_VERSION
+
+    def __post_init__(self):
+        self.channels = tuple(self.channels)
+        get_spec(self.env)  # unknown environment: KeyError naming the known ones
+        sizes = {
+            "height": self.height,
+            "width": self.width,
+            "latent_dim": self.latent_dim,
+            "hidden_dim": self.hidden_dim,
+            "context_frames": self.context_frames,
+            "num_actions": self.num_actions,
+            "action_embed_dim": self.action_embed_dim,
+        }
+        for name, value in sizes.items():
+            if not isinstance(value, int) or not 0 < value <= 4096:
+                raise ValueError(f"{name} must be an integer in 1..4096, got {value!r}")
+        if self.height % 16 or self.width % 16:
+            raise ValueError(f"height and width must be multiples of 16, got {self.height}x{self.width}")
+
+    @classmethod
+    def for_env(cls, spec: EnvSpec, **overrides) -> WorldModelConfig:
+        return cls(
+            env=spec.name,
+            height=spec.height,
+            width=spec.width,
+            action_kind=spec.action_kind,
+            num_actions=spec.num_actions,
+            **overrides,
+        )
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["channels"] = list(self.channels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WorldModelConfig:
+        """Validates field names and types before anything is built from them."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"config.json has unknown field(s) {unknown}; known: {sorted(known)}")
+        version = data.get("format_version", CONFIG_FORMAT_VERSION)
+        if version != CONFIG_FORMAT_VERSION:
+            raise ValueError(
+                f"config.json format_version {version} is not readable by this worldsim "
+                f"(reads version {CONFIG_FORMAT_VERSION})."
+            )
+        return cls(**data)
+
+
+@dataclass
+class LatentState:
+    """Where a batch of imagined worlds stands: latent frame z (B, Z) and recurrent state h (B, H),
+    plus the reference frame (B, 3, H, W) it is drawn over and that frame's latent (B, Z)."""
+
+    z: torch.Tensor
+    h: torch.Tensor
+    ref_z: torch.Tensor | None = None
+    ref: torch.Tensor | None = None
+
+
+class ConvEncoder(nn.Module):
+    """(B, 3, H, W) in [0, 1] -> (B, latent_dim). Pixel-unshuffle first: 4x cheaper convolutions."""
+
+    def __init__(self, config: WorldModelConfig):
+        super().__init__()
+        c0, c1, c2 = config.channels
+        self.net = nn.Sequential(
+            nn.PixelUnshuffle(4),  # (B, 48, H/4, W/4), lossless
+            nn.Conv2d(48, c0, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c0, c1, 4, stride=2, padding=1),  # H/8
+            nn.SiLU(),
+            nn.Conv2d(c1, c1, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1),  # H/16
+            nn.SiLU(),
+            nn.Flatten(),
+            nn.Linear(c2 * (config.height // 16) * (config.width // 16), config.latent_dim),
+        )
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.net(frames * 2 - 1)
+
+
+class ConvDecoder(nn.Module):
+    """(B, 2 * latent_dim) -> (B, 4, H, W): colours and mask logit, from target and reference z."""
+
+    def __init__(self, config: WorldModelConfig):
+        super().__init__()
+        c0, c1, c2 = config.channels
+        self.grid = (c2, config.height // 16, config.width // 16)
+        self.project = nn.Linear(2 * config.latent_dim, math.prod(self.grid))
+        self.net = nn.Sequential(
+            nn.SiLU(),
+            nn.Conv2d(c2, c2, 3, padding=1),
+            nn.SiLU(),
+            nn.Upsample(scale_factor=2, mode="nearest"),  # H/8
+            nn.Conv2d(c2, c1, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c1, c1, 3, padding=1),
+            nn.SiLU(),
+            nn.Upsample(scale_factor=2, mode="nearest"),  # H/4
+            nn.Conv2d(c1, c0, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c0, 64, 3, padding=1),
+            nn.PixelShuffle(4),  # (B, 4, H, W): each 4x4 patch drawn from one feature vector
+        )
+        with torch.no_grad():  # start as "copy the reference": mask logits (channels 48..63) at -4
+            self.net[-2].bias[48:].fill_(-4.0)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.project(z).view(-1, *self.grid))
+
+
+class LatentDynamics(nn.Module):
+    """GRU over latents: K context latents -> h; (z_t, a_t, h_t) -> (z_{t+1}, h_{t+1})."""
+
+    def __init__(self, config: WorldModelConfig):
+        super().__init__()
+        z, hidden = config.latent_dim, config.hidden_dim
+        if config.action_kind == "discrete":
+            self.embed_action = nn.Embedding(config.num_actions, config.action_embed_dim)
+        else:
+            self.embed_action = nn.Linear(config.num_actions, config.action_embed_dim)
+        self.discrete = config.action_kind == "discrete"
+        # Context enters as the last latent plus its differences to the earlier ones (velocity).
+        self.init = nn.Sequential(nn.Linear(config.context_frames * z, hidden), nn.Tanh())
+        self.cell = nn.GRUCell(z + config.action_embed_dim, hidden)
+        self.delta = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, z))
+
+    def start(self, context: torch.Tensor) -> LatentState:
+        """context (B, K, Z), oldest first -> state at the last context frame."""
+        last = context[:, -1]
+        differences = last[:, None] - context[:, :-1]  # (B, K-1, Z); zeros for a single frame
+        features = torch.cat([last, differences.flatten(1)], dim=1)
+        return LatentState(z=last, h=self.init(features))
+
+    def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
+        """actions: (B,) int64 for discrete, (B, D) float for continuous."""
+        action = self.embed_action(actions if self.discrete else actions.float())
+        h = self.cell(torch.cat([state.z, action], dim=1), state.h)
+        return LatentState(z=state.z + self.delta(h), h=h, ref_z=state.ref_z, ref=state.ref)
+
+
+class LatentWorldModel(nn.Module):
+    """Autoencoder + latent dynamics. The public interface works on uint8 frames and numpy actions."""
+
+    def __init__(self, config: WorldModelConfig):
+        super().__init__()
+        self.config = config
+        self.spec = get_spec(config.env)
+        self.encoder = ConvEncoder(config)
+        self.decoder = ConvDecoder(config)
+        self.dynamics = LatentDynamics(config)
+
+    # --- tensors in [0, 1], (B, 3, H, W) ---------------------------------------------------------
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.encoder(frames)
+
+    def decode(self, z: torch.Tensor, ref_z: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """Draw the frame of latent z over the reference frame `ref` (whose latent is ref_z)."""
+        out = self.decoder(torch.cat([z, ref_z], dim=1))
+        mask = torch.sigmoid(out[:, 3:4])
+        return mask * out[:, :3] + (1 - mask) * ref
+
+    def start(self, context: torch.Tensor) -> LatentState:
+        """context (B, K, 3, H, W) float in [0, 1], oldest first; K <= context_frames."""
+        b, k = context.shape[:2]
+        z = self.encode(context.flatten(0, 1)).view(b, k, -1)
+        missing = self.config.context_frames - k
+        if missing > 0:  # fewer frames than the model can take: repeat the oldest (velocity unknown)
+            z = torch.cat([z[:, :1].expand(b, missing, -1), z], dim=1)
+        state = self.dynamics.start(z[:, -self.config.context_frames :])
+        state.ref_z, state.ref = z[:, -1], context[:, -1]  # encoded once, drawn over every step
+        return state
+
+    def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
+        return self.dynamics.step(state, actions)
+
+    def render(self, state: LatentState) -> torch.Tensor:
+        return self.decode(state.z, state.ref_z, state.ref).clamp(0, 1)
+
+    # --- uint8 frames and numpy actions at the edges -------------------------------------------
+
+    def prepare_context(self, start: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        """One frame (H, W, 3) or up to K frames (K, H, W, 3) of any size -> (K, h, w, 3) uint8."""
+        frames = [start] if isinstance(start, np.ndarray) and start.ndim == 3 else list(start)
+        if not frames:
+            raise ValueError("No start frame given.")
+        frames = frames[-self.config.context_frames :]
+        return np.stack([preprocess(np.asarray(frame), self.spec) for frame in frames])
+
+    @torch.inference_mode()
+    def imagine(self, context: np.ndarray, actions: np.ndarray, progress=None) -> np.ndarray:
+        """Batched rollout: context uint8 (B, K, h, w, 3) at model resolution, actions (B, T, ...)
+        -> uint8 (B, T+1, h, w, 3), frame 0 being the last context frame."""
+        batch = torch.from_numpy(np.ascontiguousarray(context)).to(self.device)
+        action_tensor = torch.as_tensor(actions, device=self.device)
+        state = self.start(to_float(batch))
+        frames = [batch[:, -1]]
+        steps = range(action_tensor.shape[1])
+        for t in steps if progress is None else progress(steps):
+            state = self.step(state, action_tensor[:, t])
+            frames.append(to_uint8(self.render(state)))
+        return torch.stack(frames, dim=1).cpu().numpy()
+
+    def rollout(
+        self,
+        start: np.ndarray | list[np.ndarray],
+        actions,
+        seed: int | None = None,
+        num_samples: int = 1,
+        progress=None,
+    ) -> np.ndarray:
+        """Imagine the future from start frame(s) under `actions` (text or a sequence).
+
+        start: one RGB uint8 frame (H, W, 3) of any size, or up to K frames, oldest first.
+        Returns uint8 (T+1, h, w, 3): frame 0 is the last start frame as the model sees it,
+        frame t the prediction after t actions. With num_samples > 1: (S, T+1, h, w, 3).
+        This model is deterministic: `seed` is accepted for the interface; samples are identical.
+        """
+        from worldsim.actions import parse_actions
+
+        parsed = parse_actions(actions, self.spec)
+        if seed is not None:
+            torch.manual_seed(seed)
+        context = np.repeat(self.prepare_context(start)[None], num_samples, axis=0)
+        video = self.imagine(context, np.repeat(parsed[None], num_samples, axis=0), progress)
+        return video[0] if num_samples == 1 else video
+
+    @property
+    def device(self) -> torch.device:
+        return self.dynamics.delta[0].weight.device
+
+
+MODEL_KINDS = {"latent": LatentWorldModel}
+
+
+def build_model(config: WorldModelConfig) -> LatentWorldModel:
+    if config.kind not in MODEL_KINDS:
+        raise ValueError(f"Unknown model kind {config.kind!r}; known: {sorted(MODEL_KINDS)}")
+    return MODEL_KINDS[config.kind](config)
+
+
+def to_float(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [0, 1]."""
+    return frames.movedim(-1, -3).float() / 255
+
+
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """float (..., 3, H, W) in [0, 1] -> uint8 (..., H, W, 3)."""
+    return (frames.movedim(-3, -1) * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def weighted_frame_loss(pred: torch.Tensor, target: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """MSE that counts pixels that changed from the reference frame (the objects) up to 20x more.
+
+    Plain MSE on mostly static frames is dominated by background that copying gets right; the
+    weight keeps the loss about the thin pole, the paddle and the ball.
+    """
+    weight = 1 + 19 * (target - ref).abs().amax(dim=-3, keepdim=True)
+    return (weight * (pred - target) ** 2).mean()
+
+
+def pose_loss(z: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+    """The first pose_dims of z should be the normalised visible simulator state."""
+    return F.mse_loss(z[:, : pose.shape[-1]], pose)

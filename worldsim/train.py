@@ -1,0 +1,358 @@
+"""Training: first the frame autoencoder, then the latent dynamics on frozen latents.
+
+Two stages, as in World Models: the autoencoder is the expensive part (convolutions on pixels) and
+trains on single frames; the dynamics then train on pre-computed latents, where a 40-step unroll
+costs almost nothing, so long-horizon rollouts are trained for directly.
+
+    python -m worldsim train --env cartpole                 # defaults reproduce the shipped model
+    python -m worldsim train --env cartpole --autoencoder-steps 50 --dynamics-steps 50   # smoke run
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from worldsim.checkpoint import save_checkpoint
+from worldsim.data import EpisodeData, load_episodes
+from worldsim.envs import get_spec
+from worldsim.metrics import psnr
+from worldsim.model import (
+    LatentWorldModel,
+    WorldModelConfig,
+    build_model,
+    pose_loss,
+    to_float,
+    weighted_frame_loss,
+)
+
+
+@dataclass
+class TrainConfig:
+    """What `python -m worldsim train` does; the defaults reproduce the shipped checkpoints."""
+
+    env: str = "cartpole"  # environment spec name
+    data: str = ""  # shard folder; default data/<env>
+    out: str = ""  # checkpoint folder; default checkpoints/<env>
+    device: str = "cpu"  # cpu, cuda, cuda:1, ...
+    seed: int = 0  # seeds torch and the sampling of batches
+    val_fraction: float = 0.05  # episodes held out for validation
+    # stage 1: autoencoder
+    autoencoder_steps: int = 5000  # optimizer steps of stage 1
+    batch_size: int = 64  # frames drawn per step (each with its reference frame)
+    lr: float = 1e-3  # peak learning rate, cosine decay
+    pose_weight: float = 1.0  # weight of the visible-state supervision of z
+    max_reference_gap: int = 60  # steps between the frame drawn and the reference it is drawn over
+    # stage 2: latent dynamics
+    dynamics_steps: int = 3000  # optimizer steps of stage 2
+    dynamics_batch_size: int = 64  # windows per step
+    dynamics_lr: float = 1e-3  # peak learning rate, cosine decay
+    unroll: int = 40  # predicted steps per training window: errors must stay small for this long
+    single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
+    # model
+    latent_dim: int = 32  # size of a frame's latent
+    hidden_dim: int = 256  # GRU state size
+    context_frames: int = 2  # most start frames the model takes
+    # speed
+    bf16: bool = True  # bf16 autocast for the convolutions: ~2x faster training on this CPU
+    channels_last: bool = True  # NHWC convolutions: faster on CPU
+    threads: int = 0  # torch threads; 0 keeps torch's default (one per core)
+    val_every: int = 500  # steps between validations
+
+    def __post_init__(self):
+        self.data = self.data or f"data/{self.env}"
+        self.out = self.out or f"checkpoints/{self.env}"
+
+
+def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
+    """Train both stages and save a checkpoint folder with config, weights and training record."""
+    started = time.time()
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    rng = np.random.default_rng(config.seed)
+    spec = get_spec(config.env)
+    data = load_episodes(config.data, spec)
+    train_eps, val_eps = split_episodes(data.num_episodes, config.val_fraction, rng)
+    poses = visible_poses(spec, data)
+
+    model_config = WorldModelConfig.for_env(
+        spec,
+        latent_dim=config.latent_dim,
+        hidden_dim=config.hidden_dim,
+        context_frames=config.context_frames,
+        pose_dims=0 if poses is None else poses.shape[1],
+        pose_mean=[] if poses is None else poses.mean(0).tolist(),
+        pose_std=[] if poses is None else (poses.std(0) + 1e-6).tolist(),
+    )
+    model = build_model(model_config).to(config.device)
+    train_frames = np.concatenate([_episode_indices(data, e) for e in train_eps])
+    if poses is not None:
+        poses = (poses - np.array(model_config.pose_mean)) / np.array(model_config.pose_std)
+        poses = torch.from_numpy(poses.astype(np.float32))
+    print(
+        f"{spec.name}: {len(data.frames):,} frames in {data.num_episodes} episodes "
+        f"({len(train_eps)} train, {len(val_eps)} validation); "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters"
+    )
+
+    record = {
+        "command": command or "python -m worldsim train " + shlex.join(sys.argv[1:]),
+        "config": asdict(config),
+        "frames": len(data.frames),
+        "episodes": int(data.num_episodes),
+    }
+    stage_started = time.time()
+    record["autoencoder"] = train_autoencoder(model, data, poses, train_frames, val_eps, config, rng)
+    record["autoencoder"]["minutes"] = (time.time() - stage_started) / 60
+    save_checkpoint(model, config.out, training=record)
+
+    stage_started = time.time()
+    record["dynamics"] = train_dynamics(model, data, train_eps, val_eps, config, rng)
+    record["dynamics"]["minutes"] = (time.time() - stage_started) / 60
+    record["minutes"] = (time.time() - started) / 60
+    save_checkpoint(model, config.out, training=record)
+    print(f"saved {config.out} after {record['minutes']:.1f} minutes")
+    return model
+
+
+def split_episodes(num_episodes: int, val_fraction: float, rng: np.random.Generator):
+    order = rng.permutation(num_episodes)
+    num_val = max(1, round(num_episodes * val_fraction)) if num_episodes > 1 else 0
+    return np.sort(order[num_val:]), np.sort(order[:num_val])
+
+
+def visible_poses(spec, data: EpisodeData) -> np.ndarray | None:
+    if spec.visible_pose is None or data.states is None:
+        return None
+    return spec.visible_pose(data.states).astype(np.float64)
+
+
+def _episode_indices(data: EpisodeData, episode: int) -> np.ndarray:
+    start = data.episode_starts[episode]
+    return np.arange(start, start + data.episode_lengths[episode])
+
+
+def _autocast(config: TrainConfig):
+    if not config.bf16:
+        return nullcontext()
+    return torch.autocast(device_type=torch.device(config.device).type, dtype=torch.bfloat16)
+
+
+def _cosine(step: int, total: int, warmup: int = 200) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def train_autoencoder(
+    model: LatentWorldModel,
+    data: EpisodeData,
+    poses: torch.Tensor | None,
+    train_frames: np.ndarray,
+    val_eps: np.ndarray,
+    config: TrainConfig,
+    rng: np.random.Generator,
+) -> dict:
+    """Stage 1: encoder + decoder on single frames; weighted MSE plus visible-state supervision."""
+    device = torch.device(config.device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model.encoder.to(memory_format=memory_format)
+    model.decoder.to(memory_format=memory_format)
+    params = [*model.encoder.parameters(), *model.decoder.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _cosine(s, config.autoencoder_steps))
+    val_frames = (
+        np.concatenate([_episode_indices(data, e) for e in val_eps]) if len(val_eps) else train_frames
+    )
+    val_target = rng.choice(val_frames, size=min(512, len(val_frames)), replace=False)
+    val_pairs = (val_target, reference_frames(data, val_target, config.max_reference_gap, rng))
+    history = []
+    progress = tqdm(range(config.autoencoder_steps), desc="autoencoder", unit="step")
+    step_started = time.time()
+    for step in progress:
+        target = rng.choice(train_frames, size=config.batch_size)
+        index = np.concatenate([target, reference_frames(data, target, config.max_reference_gap, rng)])
+        frames = to_float(torch.from_numpy(data.frames[index])).to(device, memory_format=memory_format)
+        with _autocast(config):
+            z = model.encode(frames)  # targets, then references: one batch
+            z_target, z_ref = z.chunk(2)
+            ref = frames[len(target) :]
+            recon = model.decode(z_target, z_ref, ref)
+        loss = weighted_frame_loss(recon.float(), frames[: len(target)], ref)
+        if poses is not None:
+            loss = loss + config.pose_weight * pose_loss(z.float(), poses[index].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        if (step + 1) % config.val_every == 0 or step + 1 == config.autoencoder_steps:
+            val = evaluate_autoencoder(model, data, poses, val_pairs, config)
+            val["step"] = step + 1
+            history.append(val)
+            progress.set_postfix(loss=f"{loss.item():.4f}", val_psnr=f"{val['psnr']:.2f}")
+            tqdm.write(f"autoencoder step {step + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in val.items()))
+    samples_per_second = config.autoencoder_steps * config.batch_size / (time.time() - step_started)
+    return {"samples_per_second": samples_per_second, "validation": history}
+
+
+def reference_frames(
+    data: EpisodeData, target: np.ndarray, max_gap: int, rng: np.random.Generator
+) -> np.ndarray:
+    """For each target frame, an earlier frame of its episode (0..max_gap steps back) to draw over,
+    as a rollout draws every predicted frame over its start frame."""
+    episode = np.searchsorted(data.episode_starts, target, side="right") - 1
+    gap = rng.integers(0, max_gap + 1, size=len(target))
+    return np.maximum(target - gap, data.episode_starts[episode])
+
+
+@torch.no_grad()
+def evaluate_autoencoder(model, data, poses, pairs, config) -> dict:
+    """Reconstruction PSNR over the reference, next to the PSNR of the reference itself (copy)."""
+    target, reference = pairs
+    frames = to_float(torch.from_numpy(data.frames[target])).to(config.device)
+    ref = to_float(torch.from_numpy(data.frames[reference])).to(config.device)
+    with _autocast(config):
+        z_target, z_ref = model.encode(torch.cat([frames, ref])).chunk(2)
+        recon = model.decode(z_target, z_ref, ref).float().clamp(0, 1)
+    result = {"psnr": float(psnr(recon, frames).mean()), "copy_psnr": float(psnr(ref, frames).mean())}
+    if poses is not None:
+        result["pose_rmse"] = float(pose_loss(z_target.float(), poses[target].to(z_target.device)).sqrt())
+    return result
+
+
+@torch.no_grad()
+def encode_all(
+    model: LatentWorldModel, frames: np.ndarray, config: TrainConfig, batch: int = 512
+) -> torch.Tensor:
+    """Latents of every frame (N, Z), in float32 (the dynamics train on exact latents)."""
+    out = []
+    for start in tqdm(range(0, len(frames), batch), desc="encode frames", unit="batch", leave=False):
+        chunk = to_float(torch.from_numpy(frames[start : start + batch])).to(config.device)
+        out.append(model.encode(chunk).float())
+    return torch.cat(out)
+
+
+def dynamics_windows(data: EpisodeData, episodes: np.ndarray, unroll: int) -> tuple[np.ndarray, np.ndarray]:
+    """(anchor, first) pairs: an anchor frame with `unroll` frames after it in the same episode,
+    and its episode's first frame (context before the anchor is clipped there, like a reset)."""
+    anchors, firsts = [], []
+    for e in episodes:
+        start, length = data.episode_starts[e], data.episode_lengths[e]
+        count = length - unroll
+        if count > 0:
+            anchors.append(np.arange(start, start + count))
+            firsts.append(np.full(count, start))
+    return np.concatenate(anchors), np.concatenate(firsts)
+
+
+def window_batch(
+    latents: torch.Tensor,
+    actions: torch.Tensor,
+    anchors: np.ndarray,
+    firsts: np.ndarray,
+    config: TrainConfig,
+    rng: np.random.Generator,
+):
+    """Context latents (B, K, Z), actions (B, U, ...) and target latents (B, U, Z) for some windows."""
+    k = config.context_frames
+    context_count = rng.integers(1, k + 1, size=len(anchors))
+    context_count[rng.random(len(anchors)) < config.single_frame_share] = 1
+    offsets = np.arange(-k + 1, 1)  # oldest first
+    # Frames before the context window (or the episode) repeat the oldest one used.
+    context_index = anchors[:, None] + np.maximum(offsets[None], 1 - context_count[:, None])
+    context_index = np.maximum(context_index, firsts[:, None])
+    steps = np.arange(config.unroll)
+    return (
+        latents[context_index],
+        actions[anchors[:, None] + steps[None]],
+        latents[anchors[:, None] + 1 + steps[None]],
+    )
+
+
+def train_dynamics(
+    model: LatentWorldModel,
+    data: EpisodeData,
+    train_eps: np.ndarray,
+    val_eps: np.ndarray,
+    config: TrainConfig,
+    rng: np.random.Generator,
+) -> dict:
+    """Stage 2: the GRU predicts `unroll` latents open-loop from the context; loss on all of them."""
+    model.eval()
+    latents = encode_all(model, data.frames, config)
+    spread = latents.std(0)
+    scale = spread.clamp_min(0.01 * spread.max())  # every latent dim counts alike, dead ones don't explode
+    actions = torch.from_numpy(data.actions).to(config.device)
+    train_windows = dynamics_windows(data, train_eps, config.unroll)
+    val_windows = dynamics_windows(data, val_eps if len(val_eps) else train_eps, config.unroll)
+    pick = rng.choice(len(val_windows[0]), size=min(256, len(val_windows[0])), replace=False)
+    val_anchors = val_windows[0][pick]
+    val_batch = window_batch(latents, actions, val_anchors, val_windows[1][pick], config, rng)
+    val_frames = to_float(torch.from_numpy(data.frames[val_anchors[:, None] + np.arange(config.unroll + 1)]))
+
+    params = list(model.dynamics.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.dynamics_lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _cosine(s, config.dynamics_steps))
+    history = []
+    model.dynamics.train()
+    progress = tqdm(range(config.dynamics_steps), desc="dynamics", unit="step")
+    step_started = time.time()
+    for step in progress:
+        pick = rng.integers(len(train_windows[0]), size=config.dynamics_batch_size)
+        context, window_actions, targets = window_batch(
+            latents, actions, train_windows[0][pick], train_windows[1][pick], config, rng
+        )
+        predicted = unroll_latents(model, context, window_actions)
+        loss = (((predicted - targets) / scale) ** 2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        if (step + 1) % config.val_every == 0 or step + 1 == config.dynamics_steps:
+            val = evaluate_dynamics(model, val_batch, val_frames, scale, config)
+            val["step"] = step + 1
+            history.append(val)
+            progress.set_postfix(loss=f"{loss.item():.4f}")
+            tqdm.write(f"dynamics step {step + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in val.items()))
+    samples_per_second = config.dynamics_steps * config.dynamics_batch_size / (time.time() - step_started)
+    model.eval()
+    return {"samples_per_second": samples_per_second, "validation": history}
+
+
+def unroll_latents(model: LatentWorldModel, context: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """Open-loop latent rollout: context (B, K, Z), actions (B, U, ...) -> predicted z (B, U, Z)."""
+    state = model.dynamics.start(context)
+    predicted = []
+    for t in range(actions.shape[1]):
+        state = model.dynamics.step(state, actions[:, t])
+        predicted.append(state.z)
+    return torch.stack(predicted, dim=1)
+
+
+@torch.no_grad()
+def evaluate_dynamics(model, val_batch, val_frames, scale, config) -> dict:
+    """Latent error, and PSNR of decoded predictions at a few horizons (model / copy baseline)."""
+    model.dynamics.eval()
+    context, actions, targets = val_batch
+    predicted = unroll_latents(model, context, actions)
+    result = {"latent_mse": float((((predicted - targets) / scale) ** 2).mean())}
+    ref = val_frames[:, 0]
+    for horizon in (1, 5, 10, config.unroll):
+        if horizon <= config.unroll:
+            frames = model.decode(predicted[:, horizon - 1], context[:, -1], ref).clamp(0, 1)
+            truth = val_frames[:, horizon]
+            result[f"psnr_h{horizon}"] = float(psnr(frames, truth).mean())
+            result[f"copy_h{horizon}"] = float(psnr(ref, truth).mean())
+    model.dynamics.train()
+    return result
