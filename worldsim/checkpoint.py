@@ -19,10 +19,12 @@ from safetensors.torch import save_file
 
 from worldsim.card import render_model_card
 from worldsim.envs import ENV_SPECS
-from worldsim.model import LatentWorldModel, WorldModelConfig, build_model
+from worldsim.hub import HubError, download, is_hub_id
+from worldsim.model import WorldModel, WorldModelConfig, build_model
 
 CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 MAX_CONFIG_BYTES = 1_000_000  # a config is a few hundred bytes; refuse to parse anything huge
+MAX_WEIGHTS_BYTES = 200_000_000  # shipped models are a few MB
 
 
 class CheckpointError(ValueError):
@@ -30,7 +32,7 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(
-    model: LatentWorldModel, folder: str | Path, training: dict | None = None, metrics: dict | None = None
+    model: WorldModel, folder: str | Path, training: dict | None = None, metrics: dict | None = None
 ) -> Path:
     """Write config, weights (the plain module's state dict) and, if given, training and metrics."""
     folder = Path(folder)
@@ -59,8 +61,14 @@ def _read_json(path: Path) -> dict | None:
 
 
 def resolve(name_or_path: str | Path) -> Path:
-    """A registry name ("cartpole") -> checkpoints/cartpole; otherwise an existing folder."""
+    """A shipped name ("cartpole") -> checkpoints/cartpole; "hf://owner/repo[@rev]" -> its
+    snapshot in the Hugging Face cache (downloaded if needed); otherwise an existing folder."""
     text = str(name_or_path).strip()
+    if is_hub_id(text):
+        try:
+            return download(text)
+        except HubError as error:
+            raise CheckpointError(str(error)) from None
     if text.lower() in ENV_SPECS and (CHECKPOINTS_DIR / text.lower()).is_dir():
         return CHECKPOINTS_DIR / text.lower()
     path = Path(text)
@@ -69,17 +77,23 @@ def resolve(name_or_path: str | Path) -> Path:
     shipped = sorted(p.name for p in CHECKPOINTS_DIR.glob("*/config.json") for p in [p.parent])
     raise CheckpointError(
         f"No model {text!r}: not a shipped model ({', '.join(shipped) or 'none'}) "
-        "and not a checkpoint folder."
+        "nor hf://owner/name, nor a checkpoint folder."
     )
 
 
-def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> LatentWorldModel:
-    """Load a world model by shipped name (e.g. "cartpole") or from a checkpoint folder."""
+def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
+    """Load a world model by shipped name ("cartpole"), Hub id ("hf://owner/name[@revision]")
+    or checkpoint folder. Only JSON and safetensors are read; the config is validated first."""
     folder = resolve(name_or_path)
     config = read_config(folder)
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise CheckpointError(f"{folder} has no model.safetensors (only safetensors weights are read).")
+    if weights.stat().st_size > MAX_WEIGHTS_BYTES:
+        raise CheckpointError(
+            f"{weights} is {weights.stat().st_size:,} bytes; "
+            f"worldsim models are at most {MAX_WEIGHTS_BYTES:,}."
+        )
     model = build_model(config)
     expected = model.state_dict()
     try:

@@ -73,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--seed", type=int, default=None, help="seed for sampled models")
     rollout.add_argument("--device", default="cpu")
 
+    push = commands.add_parser("push", help="upload a checkpoint to the Hugging Face Hub with its model card")
+    push.add_argument("--model", default="cartpole", help="shipped model name or checkpoint folder")
+    push.add_argument("--repo", required=True, help="Hub repo id, owner/name")
+    push.add_argument("--private", action="store_true", help="create the repo private")
+    push.add_argument(
+        "--dry-run", action="store_true", help="only write the folder it would upload; print its path"
+    )
+
     snapshot = commands.add_parser("snapshot", help="save a real simulator frame, to use as a start frame")
     snapshot.add_argument("--env", default="cartpole", help="environment spec name")
     snapshot.add_argument("--seed", type=int, default=0, help="reset seed")
@@ -120,6 +128,11 @@ def _run(args: argparse.Namespace, command: str) -> int:
 
         path = rollout_to_file(args.model, args.start, args.actions, args.out, args.seed, args.device)
         print(path)
+    elif args.command == "push":
+        from worldsim.checkpoint import resolve
+        from worldsim.hub import push
+
+        print(push(resolve(args.model), args.repo, private=args.private, dry_run=args.dry_run))
     elif args.command == "snapshot":
         from PIL import Image
 

@@ -202,18 +202,89 @@ class LatentDynamics(nn.Module):
         return LatentState(z=state.z + self.delta(h), h=h, ref_z=state.ref_z, ref=state.ref)
 
 
-class LatentWorldModel(nn.Module):
-    """Autoencoder + latent dynamics. The public interface works on uint8 frames and numpy actions."""
+class WorldModel(nn.Module):
+    """What every worldsim model is: an environment you can imagine in, batched.
+
+    Subclasses implement three steps on float tensors in [0, 1]:
+        start(context (B, K, 3, H, W)) -> state      from 1..K start frames, oldest first
+        step(state, actions (B,) or (B, D)) -> state one environment step
+        render(state) -> frames (B, 3, H, W)
+    and inherit `imagine` (uint8 in, uint8 out, batched) and `rollout` (any image, action text).
+    """
 
     def __init__(self, config: WorldModelConfig):
         super().__init__()
         self.config = config
         self.spec = get_spec(config.env)
+
+    def start(self, context: torch.Tensor):
+        raise NotImplementedError
+
+    def step(self, state, actions: torch.Tensor):
+        raise NotImplementedError
+
+    def render(self, state) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def prepare_context(self, start: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        """One frame (H, W, 3) or up to K frames (K, H, W, 3) of any size -> (K, h, w, 3) uint8."""
+        frames = [start] if isinstance(start, np.ndarray) and start.ndim == 3 else list(start)
+        if not frames:
+            raise ValueError("No start frame given.")
+        frames = frames[-self.config.context_frames :]
+        return np.stack([preprocess(np.asarray(frame), self.spec) for frame in frames])
+
+    @torch.inference_mode()
+    def imagine(self, context: np.ndarray, actions: np.ndarray, progress=None) -> np.ndarray:
+        """Batched rollout: context uint8 (B, K, h, w, 3) at model resolution, actions (B, T, ...)
+        -> uint8 (B, T+1, h, w, 3), frame 0 being the last context frame."""
+        batch = torch.tensor(context, dtype=torch.uint8, device=self.device)
+        action_tensor = torch.as_tensor(actions, device=self.device)
+        state = self.start(to_float(batch))
+        frames = [batch[:, -1]]
+        steps = range(action_tensor.shape[1])
+        for t in steps if progress is None else progress(steps):
+            state = self.step(state, action_tensor[:, t])
+            frames.append(to_uint8(self.render(state)))
+        return torch.stack(frames, dim=1).cpu().numpy()
+
+    def rollout(
+        self,
+        start: np.ndarray | list[np.ndarray],
+        actions,
+        seed: int | None = None,
+        num_samples: int = 1,
+        progress=None,
+    ) -> np.ndarray:
+        """Imagine the future from start frame(s) under `actions` (text or a sequence).
+
+        start: one RGB uint8 frame (H, W, 3) of any size, or up to K frames, oldest first.
+        Returns uint8 (T+1, h, w, 3): frame 0 is the last start frame as the model sees it,
+        frame t the prediction after t actions. With num_samples > 1: (S, T+1, h, w, 3).
+        `seed` makes sampled models repeatable; a deterministic model returns identical samples.
+        """
+        from worldsim.actions import parse_actions
+
+        parsed = parse_actions(actions, self.spec)
+        if seed is not None:
+            torch.manual_seed(seed)
+        context = np.repeat(self.prepare_context(start)[None], num_samples, axis=0)
+        video = self.imagine(context, np.repeat(parsed[None], num_samples, axis=0), progress)
+        return video[0] if num_samples == 1 else video
+
+
+class LatentWorldModel(WorldModel):
+    """Autoencoder + latent dynamics (see the module docstring)."""
+
+    def __init__(self, config: WorldModelConfig):
+        super().__init__(config)
         self.encoder = ConvEncoder(config)
         self.decoder = ConvDecoder(config)
         self.dynamics = LatentDynamics(config)
-
-    # --- tensors in [0, 1], (B, 3, H, W) ---------------------------------------------------------
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         return self.encoder(frames)
@@ -241,63 +312,11 @@ class LatentWorldModel(nn.Module):
     def render(self, state: LatentState) -> torch.Tensor:
         return self.decode(state.z, state.ref_z, state.ref).clamp(0, 1)
 
-    # --- uint8 frames and numpy actions at the edges -------------------------------------------
-
-    def prepare_context(self, start: np.ndarray | list[np.ndarray]) -> np.ndarray:
-        """One frame (H, W, 3) or up to K frames (K, H, W, 3) of any size -> (K, h, w, 3) uint8."""
-        frames = [start] if isinstance(start, np.ndarray) and start.ndim == 3 else list(start)
-        if not frames:
-            raise ValueError("No start frame given.")
-        frames = frames[-self.config.context_frames :]
-        return np.stack([preprocess(np.asarray(frame), self.spec) for frame in frames])
-
-    @torch.inference_mode()
-    def imagine(self, context: np.ndarray, actions: np.ndarray, progress=None) -> np.ndarray:
-        """Batched rollout: context uint8 (B, K, h, w, 3) at model resolution, actions (B, T, ...)
-        -> uint8 (B, T+1, h, w, 3), frame 0 being the last context frame."""
-        batch = torch.from_numpy(np.ascontiguousarray(context)).to(self.device)
-        action_tensor = torch.as_tensor(actions, device=self.device)
-        state = self.start(to_float(batch))
-        frames = [batch[:, -1]]
-        steps = range(action_tensor.shape[1])
-        for t in steps if progress is None else progress(steps):
-            state = self.step(state, action_tensor[:, t])
-            frames.append(to_uint8(self.render(state)))
-        return torch.stack(frames, dim=1).cpu().numpy()
-
-    def rollout(
-        self,
-        start: np.ndarray | list[np.ndarray],
-        actions,
-        seed: int | None = None,
-        num_samples: int = 1,
-        progress=None,
-    ) -> np.ndarray:
-        """Imagine the future from start frame(s) under `actions` (text or a sequence).
-
-        start: one RGB uint8 frame (H, W, 3) of any size, or up to K frames, oldest first.
-        Returns uint8 (T+1, h, w, 3): frame 0 is the last start frame as the model sees it,
-        frame t the prediction after t actions. With num_samples > 1: (S, T+1, h, w, 3).
-        This model is deterministic: `seed` is accepted for the interface; samples are identical.
-        """
-        from worldsim.actions import parse_actions
-
-        parsed = parse_actions(actions, self.spec)
-        if seed is not None:
-            torch.manual_seed(seed)
-        context = np.repeat(self.prepare_context(start)[None], num_samples, axis=0)
-        video = self.imagine(context, np.repeat(parsed[None], num_samples, axis=0), progress)
-        return video[0] if num_samples == 1 else video
-
-    @property
-    def device(self) -> torch.device:
-        return self.dynamics.delta[0].weight.device
-
 
 MODEL_KINDS = {"latent": LatentWorldModel}
 
 
-def build_model(config: WorldModelConfig) -> LatentWorldModel:
+def build_model(config: WorldModelConfig) -> WorldModel:
     if config.kind not in MODEL_KINDS:
         raise ValueError(f"Unknown model kind {config.kind!r}; known: {sorted(MODEL_KINDS)}")
     return MODEL_KINDS[config.kind](config)

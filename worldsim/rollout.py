@@ -13,18 +13,18 @@ import numpy as np
 from worldsim.actions import MAX_STEPS, parse_actions
 from worldsim.checkpoint import load
 from worldsim.images import load_image
-from worldsim.model import LatentWorldModel
+from worldsim.model import WorldModel
 from worldsim.video import write_video
 
 
 @functools.lru_cache(maxsize=8)
-def cached_model(name: str, device: str = "cpu") -> LatentWorldModel:
+def cached_model(name: str, device: str = "cpu") -> WorldModel:
     """Models stay loaded between requests: cold start is paid once per process."""
     return load(name, device)
 
 
 def rollout_frames(
-    model: LatentWorldModel,
+    model: WorldModel,
     start,
     actions,
     seed: int | None = None,

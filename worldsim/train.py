@@ -167,18 +167,13 @@ def train_autoencoder(
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.encoder.to(memory_format=memory_format)
     model.decoder.to(memory_format=memory_format)
-    params = [*model.encoder.parameters(), *model.decoder.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _cosine(s, config.autoencoder_steps))
     val_frames = (
         np.concatenate([_episode_indices(data, e) for e in val_eps]) if len(val_eps) else train_frames
     )
     val_target = rng.choice(val_frames, size=min(512, len(val_frames)), replace=False)
     val_pairs = (val_target, reference_frames(data, val_target, config.max_reference_gap, rng))
-    history = []
-    progress = tqdm(range(config.autoencoder_steps), desc="autoencoder", unit="step")
-    step_started = time.time()
-    for step in progress:
+
+    def batch_loss() -> torch.Tensor:
         target = rng.choice(train_frames, size=config.batch_size)
         index = np.concatenate([target, reference_frames(data, target, config.max_reference_gap, rng)])
         frames = to_float(torch.from_numpy(data.frames[index])).to(device, memory_format=memory_format)
@@ -190,19 +185,51 @@ def train_autoencoder(
         loss = weighted_frame_loss(recon.float(), frames[: len(target)], ref)
         if poses is not None:
             loss = loss + config.pose_weight * pose_loss(z.float(), poses[index].to(device))
+        return loss
+
+    params = [*model.encoder.parameters(), *model.decoder.parameters()]
+    return fit(
+        "autoencoder",
+        params,
+        batch_loss,
+        lambda: evaluate_autoencoder(model, data, poses, val_pairs, config),
+        steps=config.autoencoder_steps,
+        lr=config.lr,
+        samples_per_step=config.batch_size,
+        val_every=config.val_every,
+    )
+
+
+def fit(
+    name: str,
+    params: list,
+    batch_loss,
+    validate,
+    steps: int,
+    lr: float,
+    samples_per_step: int,
+    val_every: int,
+):
+    """AdamW with warm-up and cosine decay, gradient clipping, progress bar and periodic validation.
+    Returns throughput and the validation history."""
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _cosine(s, steps))
+    history = []
+    progress = tqdm(range(steps), desc=name, unit="step")
+    started = time.time()
+    for step in progress:
+        loss = batch_loss()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
-        if (step + 1) % config.val_every == 0 or step + 1 == config.autoencoder_steps:
-            val = evaluate_autoencoder(model, data, poses, val_pairs, config)
-            val["step"] = step + 1
+        if (step + 1) % val_every == 0 or step + 1 == steps:
+            val = {**validate(), "step": step + 1}
             history.append(val)
-            progress.set_postfix(loss=f"{loss.item():.4f}", val_psnr=f"{val['psnr']:.2f}")
-            tqdm.write(f"autoencoder step {step + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in val.items()))
-    samples_per_second = config.autoencoder_steps * config.batch_size / (time.time() - step_started)
-    return {"samples_per_second": samples_per_second, "validation": history}
+            progress.set_postfix(loss=f"{loss.item():.4g}")
+            tqdm.write(f"{name} step {step + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in val.items()))
+    return {"samples_per_second": steps * samples_per_step / (time.time() - started), "validation": history}
 
 
 def reference_frames(
@@ -288,7 +315,6 @@ def train_dynamics(
     rng: np.random.Generator,
 ) -> dict:
     """Stage 2: the GRU predicts `unroll` latents open-loop from the context; loss on all of them."""
-    model.eval()
     latents = encode_all(model, data.frames, config)
     spread = latents.std(0)
     scale = spread.clamp_min(0.01 * spread.max())  # every latent dim counts alike, dead ones don't explode
@@ -300,34 +326,24 @@ def train_dynamics(
     val_batch = window_batch(latents, actions, val_anchors, val_windows[1][pick], config, rng)
     val_frames = to_float(torch.from_numpy(data.frames[val_anchors[:, None] + np.arange(config.unroll + 1)]))
 
-    params = list(model.dynamics.parameters())
-    optimizer = torch.optim.AdamW(params, lr=config.dynamics_lr, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _cosine(s, config.dynamics_steps))
-    history = []
-    model.dynamics.train()
-    progress = tqdm(range(config.dynamics_steps), desc="dynamics", unit="step")
-    step_started = time.time()
-    for step in progress:
+    def batch_loss() -> torch.Tensor:
         pick = rng.integers(len(train_windows[0]), size=config.dynamics_batch_size)
         context, window_actions, targets = window_batch(
             latents, actions, train_windows[0][pick], train_windows[1][pick], config, rng
         )
         predicted = unroll_latents(model, context, window_actions)
-        loss = (((predicted - targets) / scale) ** 2).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        if (step + 1) % config.val_every == 0 or step + 1 == config.dynamics_steps:
-            val = evaluate_dynamics(model, val_batch, val_frames, scale, config)
-            val["step"] = step + 1
-            history.append(val)
-            progress.set_postfix(loss=f"{loss.item():.4f}")
-            tqdm.write(f"dynamics step {step + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in val.items()))
-    samples_per_second = config.dynamics_steps * config.dynamics_batch_size / (time.time() - step_started)
-    model.eval()
-    return {"samples_per_second": samples_per_second, "validation": history}
+        return (((predicted - targets) / scale) ** 2).mean()
+
+    return fit(
+        "dynamics",
+        list(model.dynamics.parameters()),
+        batch_loss,
+        lambda: evaluate_dynamics(model, val_batch, val_frames, scale, config),
+        steps=config.dynamics_steps,
+        lr=config.dynamics_lr,
+        samples_per_step=config.dynamics_batch_size,
+        val_every=config.val_every,
+    )
 
 
 def unroll_latents(model: LatentWorldModel, context: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -343,7 +359,6 @@ def unroll_latents(model: LatentWorldModel, context: torch.Tensor, actions: torc
 @torch.no_grad()
 def evaluate_dynamics(model, val_batch, val_frames, scale, config) -> dict:
     """Latent error, and PSNR of decoded predictions at a few horizons (model / copy baseline)."""
-    model.dynamics.eval()
     context, actions, targets = val_batch
     predicted = unroll_latents(model, context, actions)
     result = {"latent_mse": float((((predicted - targets) / scale) ** 2).mean())}
@@ -354,5 +369,4 @@ def evaluate_dynamics(model, val_batch, val_frames, scale, config) -> dict:
             truth = val_frames[:, horizon]
             result[f"psnr_h{horizon}"] = float(psnr(frames, truth).mean())
             result[f"copy_h{horizon}"] = float(psnr(ref, truth).mean())
-    model.dynamics.train()
     return result
