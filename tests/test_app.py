@@ -15,11 +15,28 @@ def client(app_url):
 
 
 def test_rollout_api_returns_a_playable_mp4(client):
-    video, summary = client.predict("cartpole", handle_file(START), "right*5 left*5", api_name="/rollout")
+    video, summary, _ = client.predict("cartpole", handle_file(START), "right*5 left*5", api_name="/rollout")
     assert video.endswith(".mp4")
     frames, _ = imageio_ffmpeg.count_frames_and_secs(video)
     assert frames == 11  # the start frame and one per action
     assert "10 steps" in summary and "0.20 s of play" in summary
+    assert "No simulator truth" in summary  # an uploaded frame has no known simulator state
+
+
+def test_simulator_start_adds_the_real_environment_beside_the_model(client):
+    video, summary, plot = client.predict(
+        "cartpole", handle_file(START), "right*5 left*5", "seed 7", api_name="/rollout"
+    )
+    assert "beside the real simulator from seed 7" in summary
+    reader = imageio_ffmpeg.read_frames(video)
+    width, height = next(reader)["size"]
+    assert width == 640 and height > 3 * 256  # model, simulator and difference, stacked
+    assert len(plot["data"]) == 20  # PSNR per step 1..10, model and copy baseline
+
+
+def test_a_simulator_start_that_does_not_match_the_frame_is_refused(client):
+    _, summary, _ = client.predict("cartpole", handle_file(START), "right", "seed 8", api_name="/rollout")
+    assert "not the simulator's frame for seed 8" in summary
 
 
 @pytest.mark.parametrize(
@@ -40,5 +57,5 @@ def test_bad_image_gets_our_message_and_the_server_keeps_serving(client, tmp_pat
     fake.write_text("not an image")
     with pytest.raises(Exception, match="Not a readable image|image"):
         client.predict("cartpole", handle_file(str(fake)), "right", api_name="/rollout")
-    video, _ = client.predict("cartpole", handle_file(START), "right*3", api_name="/rollout")
+    video, _, _ = client.predict("cartpole", handle_file(START), "right*3", api_name="/rollout")
     assert imageio_ffmpeg.count_frames_and_secs(video)[0] == 4

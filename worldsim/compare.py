@@ -1,0 +1,58 @@
+"""The dream beside the truth: model and simulator frames side by side, with their difference.
+
+panels = side_by_side([predicted, real, difference(predicted, real)], ["model", "simulator", "|difference|"])
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from worldsim.metrics import psnr
+from worldsim.model import to_float
+from worldsim.video import MIN_SHORT_SIDE
+
+HEADER = 28  # px of label strip above the panels
+GAP = 6  # px between panels
+
+
+def difference(pred: np.ndarray, true: np.ndarray, gain: float = 3.0) -> np.ndarray:
+    """|pred - true| per pixel, brightened `gain` times so small errors show: uint8 (..., 3)."""
+    diff = np.abs(pred.astype(np.int16) - true.astype(np.int16)).max(axis=-1)
+    heat = np.clip(diff * gain, 0, 255).astype(np.uint8)
+    return np.stack([heat, heat // 3, 255 - heat], axis=-1)  # blue (no error) to red
+
+
+def per_step_psnr(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """PSNR in dB of each frame pair: (T, h, w, 3) uint8 twice -> (T,)."""
+    return psnr(to_float(torch.tensor(pred)), to_float(torch.tensor(true))).numpy()
+
+
+def side_by_side(panels: list[np.ndarray], labels: list[str]) -> np.ndarray:
+    """Equal-size videos (T, h, w, 3) -> one video (T, H, W, 3), each panel under its label.
+
+    Panels are upscaled with nearest-neighbour so the short side reaches the video minimum, and
+    stacked across the short side (wide CartPole frames one above the other, square ones in a
+    row), so the result stays close to a screen's shape and the labels stay legible.
+    """
+    t, h, w, _ = panels[0].shape
+    k = max(1, math.ceil(MIN_SHORT_SIDE / min(h, w)))
+    tiles = []
+    for panel, label in zip(panels, labels, strict=True):
+        header = Image.new("RGB", (w * k, HEADER), "white")
+        ImageDraw.Draw(header).text((6, 4), label, fill="black", font=ImageFont.load_default(size=18))
+        tile = np.empty((t, HEADER + h * k, w * k, 3), np.uint8)
+        tile[:, :HEADER] = np.asarray(header)
+        tile[:, HEADER:] = panel.repeat(k, axis=1).repeat(k, axis=2)
+        tiles.append(tile)
+    axis = 1 if w > h else 2
+    gap_shape = list(tiles[0].shape)
+    gap_shape[axis] = GAP
+    gap = np.full(gap_shape, 255, np.uint8)
+    joined = [tiles[0]]
+    for tile in tiles[1:]:
+        joined += [gap, tile]
+    return np.concatenate(joined, axis=axis)
