@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", default="cartpole", help="shipped model name or checkpoint folder")
     bench.add_argument("--steps", type=int, default=60, help="steps per rollout")
     bench.add_argument("--repeats", type=int, default=7, help="timed runs; the median is reported")
+    bench_app = commands.add_parser("bench-app", help="upload to playing video in headless Chromium, median")
+    bench_app.add_argument("--url", default="http://127.0.0.1:7860/", help="a running app")
+    bench_app.add_argument("--steps", type=int, default=60, help="actions per rollout")
+    bench_app.add_argument("--repeats", type=int, default=5, help="timed runs after one warm-up")
     return parser
 
 
@@ -145,4 +149,8 @@ def _run(args: argparse.Namespace, command: str) -> int:
         from worldsim.bench import run_benchmark
 
         run_benchmark(args.model, args.steps, args.repeats)
+    elif args.command == "bench-app":
+        from worldsim.bench_app import run_app_benchmark
+
+        run_app_benchmark(args.url, args.steps, args.repeats)
     return 0

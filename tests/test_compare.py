@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from worldsim.compare import difference, per_step_psnr, side_by_side
+from worldsim.simulator import SimulatorStart, simulator_frames
+
+
+def test_side_by_side_stacks_across_the_short_side_with_labels():
+    wide = np.zeros((3, 64, 160, 3), np.uint8)
+    video = side_by_side([wide, wide + 255, wide], ["model", "simulator", "|difference|"])
+    assert video.shape[0] == 3 and video.shape[2] == 640  # upscaled 4x, one above the other
+    assert video.shape[1] > 3 * 256
+    square = np.zeros((2, 64, 64, 3), np.uint8)
+    assert side_by_side([square, square], ["a", "b"]).shape[1] < side_by_side([square, square], ["a", "b"]).shape[2]
+    # The label strip holds dark text pixels above each panel.
+    assert (video[0, :28, :200] < 128).any()
+
+
+def test_difference_and_psnr():
+    a = np.zeros((2, 8, 8, 3), np.uint8)
+    b = a.copy()
+    b[1, 0, 0] = 255
+    assert difference(a, a).shape == (2, 8, 8, 3)
+    assert (difference(a, b)[1, 0, 0] != difference(a, b)[1, 1, 1]).any()
+    scores = per_step_psnr(a, b)
+    assert scores[0] == 100.0 and scores[1] == pytest.approx(10 * np.log10(64 * 3 / 3), abs=0.01)
+
+
+def test_simulator_start_round_trips_and_replays_the_prefix():
+    start = SimulatorStart.parse("seed 3 after right left right")
+    assert str(start) == "seed 3 after right left right"
+    assert SimulatorStart.parse(str(start)) == start
+    frames = start.frames("cartpole", [1, 1])
+    assert frames.shape[0] == 3
+    assert np.array_equal(frames[0], simulator_frames("cartpole", 3, "right left right")[-1])
+    assert SimulatorStart.parse("  ") is None
+    with pytest.raises(ValueError, match="seed 7"):
+        SimulatorStart.parse("7")

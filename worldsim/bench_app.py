@@ -1,0 +1,67 @@
+"""Upload to playing video, measured the way a person experiences it: in a real browser.
+
+    python app.py &                                   # the app, as users start it
+    python -m worldsim bench-app --url http://127.0.0.1:7860/ --steps 60 --repeats 5
+
+For each repeat: upload a start frame, type the actions, press Roll out, and stop the clock when
+the page's <video> is playing (currentTime advancing). Needs playwright (requirements-dev.txt)
+and Debian's chromium.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+DEFAULT_FRAME = Path(__file__).resolve().parent.parent / "assets" / "cartpole" / "reset_seed7.png"
+
+
+def measure_upload_to_video(
+    url: str, steps: int = 60, repeats: int = 5, frame: Path = DEFAULT_FRAME, model: str = "cartpole"
+) -> list[float]:
+    from playwright.sync_api import sync_playwright
+
+    actions = [f"right*{steps}", f"left*{steps}"]
+    seconds = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_role("button", name="Roll out").wait_for(timeout=60_000)
+        for i in range(repeats + 1):  # the first run warms the server's caches and is not counted
+            page.reload()
+            page.get_by_role("button", name="Roll out").wait_for()
+            started = time.perf_counter()
+            page.locator("input[type=file]").first.set_input_files(str(frame))
+            page.get_by_label("Actions").fill(actions[i % 2])
+            page.get_by_role("button", name="Roll out").click()
+            page.wait_for_function(
+                "() => { const v = document.querySelector('video');"
+                " return v && v.readyState >= 3 && v.currentTime > 0 && !v.paused }",
+                timeout=120_000,
+                polling=20,
+            )
+            if i:
+                seconds.append(time.perf_counter() - started)
+        browser.close()
+    return seconds
+
+
+def run_app_benchmark(url: str, steps: int, repeats: int) -> float:
+    seconds = measure_upload_to_video(url, steps, repeats)
+    median = statistics.median(seconds)
+    print(
+        f"upload -> playing video, {steps} steps: median {median:.2f} s over {len(seconds)} runs "
+        f"(min {min(seconds):.2f}, max {max(seconds):.2f})"
+    )
+    return median
