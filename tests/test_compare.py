@@ -11,7 +11,10 @@ def test_side_by_side_stacks_across_the_short_side_with_labels():
     assert video.shape[0] == 3 and video.shape[2] == 640  # upscaled 4x, one above the other
     assert video.shape[1] > 3 * 256
     square = np.zeros((2, 64, 64, 3), np.uint8)
-    assert side_by_side([square, square], ["a", "b"]).shape[1] < side_by_side([square, square], ["a", "b"]).shape[2]
+    assert (
+        side_by_side([square, square], ["a", "b"]).shape[1]
+        < side_by_side([square, square], ["a", "b"]).shape[2]
+    )
     # The label strip holds dark text pixels above each panel.
     assert (video[0, :28, :200] < 128).any()
 

@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="only write the folder it would upload; print its path"
     )
 
+    push_data = commands.add_parser("push-data", help="publish collected episodes as a Hub dataset (Parquet)")
+    push_data.add_argument("--env", default="cartpole", help="environment spec name")
+    push_data.add_argument("--data", default="", help="shard folder; default data/<env>")
+    push_data.add_argument("--repo", required=True, help="Hub dataset repo id, owner/name")
+    push_data.add_argument("--private", action="store_true", help="create the repo private")
+    push_data.add_argument("--dry-run", action="store_true", help="only write the folder it would upload")
+
     snapshot = commands.add_parser("snapshot", help="save a real simulator frame, to use as a start frame")
     snapshot.add_argument("--env", default="cartpole", help="environment spec name")
     snapshot.add_argument("--seed", type=int, default=0, help="reset seed")
@@ -137,6 +144,12 @@ def _run(args: argparse.Namespace, command: str) -> int:
         from worldsim.hub import push
 
         print(push(resolve(args.model), args.repo, private=args.private, dry_run=args.dry_run))
+    elif args.command == "push-data":
+        from worldsim.dataset import push_dataset
+        from worldsim.envs import get_spec
+
+        data = args.data or f"data/{args.env}"
+        print(push_dataset(data, get_spec(args.env), args.repo, private=args.private, dry_run=args.dry_run))
     elif args.command == "snapshot":
         from PIL import Image
 

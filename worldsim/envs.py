@@ -159,6 +159,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             action_labels=("torque",),
             fps=20,
             render_size=(500, 500),
+            crop=Crop(top=0.2, bottom=0.8, left=0.2, right=0.8),  # the rod (113 px) and its pivot
             height=64,
             width=64,
             state_attr="state",

@@ -22,7 +22,8 @@ import torch
 from tqdm.auto import tqdm
 
 from worldsim.checkpoint import save_checkpoint
-from worldsim.data import EpisodeData, load_episodes
+from worldsim.data import EpisodeData
+from worldsim.dataset import load_any_episodes
 from worldsim.envs import get_spec
 from worldsim.metrics import psnr
 from worldsim.model import (
@@ -40,7 +41,7 @@ class TrainConfig:
     """What `python -m worldsim train` does; the defaults reproduce the shipped checkpoints."""
 
     env: str = "cartpole"  # environment spec name
-    data: str = ""  # shard folder; default data/<env>
+    data: str = ""  # shard folder, Parquet export or hf://datasets/owner/name; default data/<env>
     out: str = ""  # checkpoint folder; default checkpoints/<env>
     device: str = "cpu"  # cpu, cuda, cuda:1, ...
     seed: int = 0  # seeds torch and the sampling of batches
@@ -80,7 +81,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
     spec = get_spec(config.env)
-    data = load_episodes(config.data, spec)
+    data = load_any_episodes(config.data, spec)
     train_eps, val_eps = split_episodes(data.num_episodes, config.val_fraction, rng)
     poses = visible_poses(spec, data)
 
