@@ -7,7 +7,7 @@ import gradio as gr
 
 from worldsim import demo as handlers
 
-models = handlers.shipped_models()
+models = handlers.picker_models()
 
 with gr.Blocks(title="worldsim") as demo:
     gr.Markdown(

@@ -90,7 +90,7 @@ def test_bad_checkpoints_fail_with_clear_messages(tmp_path):
 
     future = variant("future")
     (future / "config.json").write_text(json.dumps({**config, "format_version": 99}))
-    with pytest.raises(CheckpointError, match="format_version 99"):
+    with pytest.raises(CheckpointError, match="format_version 99 was written by a newer worldsim"):
         load(future)
 
     huge = variant("huge_dims")
@@ -120,3 +120,23 @@ def test_bad_checkpoints_fail_with_clear_messages(tmp_path):
         load("no-such-model")
     with pytest.raises(CheckpointError, match="no config.json"):
         load(tmp_path)  # a folder, but not a checkpoint
+
+
+def test_older_config_formats_are_upgraded_step_by_step(monkeypatch):
+    import worldsim.model as model_module
+
+    config = small_model().config.to_dict()
+    renamed = {**config, "format_version": 1, "latent": config["latent_dim"]}
+    del renamed["latent_dim"]  # pretend version 1 called it "latent"
+    monkeypatch.setattr(model_module, "CONFIG_FORMAT_VERSION", 2)
+    monkeypatch.setitem(
+        model_module.CONFIG_UPGRADES,
+        1,
+        lambda d: {
+            **{k: v for k, v in d.items() if k != "latent"},
+            "latent_dim": d["latent"],
+            "format_version": 2,
+        },
+    )
+    upgraded = WorldModelConfig.from_dict(renamed)
+    assert upgraded.latent_dim == config["latent_dim"] and upgraded.format_version == 2

@@ -8,6 +8,7 @@ server goes on serving everyone else.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +43,13 @@ PLOT_MAX_PSNR = 60.0
 def shipped_models() -> list[str]:
     """Names of the checkpoints shipped in checkpoints/, for the Model picker."""
     return sorted(p.parent.name for p in CHECKPOINTS_DIR.glob("*/config.json"))
+
+
+def picker_models() -> list[str]:
+    """The Model picker: shipped models, then the Hub ids listed in WORLDSIM_HUB_MODELS
+    (comma-separated; a Space preloads them with `preload_from_hub`)."""
+    extra = [m.strip() for m in os.environ.get("WORLDSIM_HUB_MODELS", "").split(",") if is_hub_id(m.strip())]
+    return shipped_models() + extra
 
 
 def examples() -> list[list[str]]:
@@ -90,7 +98,7 @@ def load_from_hub(hub_id: str):
     if not is_hub_id(hub_id):
         hub_id = "hf://" + hub_id  # people paste owner/name
     get_model(hub_id)
-    return gr.update(choices=[*shipped_models(), hub_id], value=hub_id)
+    return gr.update(choices=[*picker_models(), hub_id], value=hub_id)
 
 
 def start_from_simulator(model_name: str, seed: float | None):

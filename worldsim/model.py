@@ -25,6 +25,7 @@ Tensors inside are float (B, C, H, W) in [0, 1]; uint8 (B, H, W, 3) frames only 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -93,18 +94,27 @@ class WorldModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> WorldModelConfig:
-        """Validates field names and types before anything is built from them."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
+        """Upgrades older formats, then validates field names and values before anything is built."""
+        version = data.get("format_version")
+        if not isinstance(version, int) or version < 1:
+            raise ValueError(f"config.json format_version must be a positive integer, got {version!r}")
+        if version > CONFIG_FORMAT_VERSION:
+            raise ValueError(
+                f"config.json format_version {version} was written by a newer worldsim; this one reads "
+                f"versions up to {CONFIG_FORMAT_VERSION}: upgrade worldsim to load it."
+            )
+        while version < CONFIG_FORMAT_VERSION:  # each step rewrites one format into the next
+            data = CONFIG_UPGRADES[version](data)
+            version = data["format_version"]
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"config.json has unknown field(s) {unknown}; known: {sorted(known)}")
-        version = data.get("format_version", CONFIG_FORMAT_VERSION)
-        if version != CONFIG_FORMAT_VERSION:
-            raise ValueError(
-                f"config.json format_version {version} is not readable by this worldsim "
-                f"(reads version {CONFIG_FORMAT_VERSION})."
-            )
         return cls(**data)
+
+
+# format_version N -> a function turning an N config dict into an N+1 one. Version 1 is the first.
+CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {}
 
 
 @dataclass
