@@ -26,8 +26,14 @@ def test_picker_lists_hub_models_from_the_environment(monkeypatch):
     assert demo.picker_models() == [*demo.shipped_models(), "hf://a/b", "hf://c/d@v2"]
 
 
-def test_start_from_simulator_gives_the_reset_frame_and_its_start(tmp_path):
+def test_start_from_simulator_gives_the_reset_frame_and_its_start():
+    import numpy as np
+
+    from worldsim.images import load_image
+    from worldsim.simulator import simulator_frames
+
     path, start = demo.start_from_simulator("cartpole", 7)
     assert start == "seed 7"
+    assert np.array_equal(load_image(path), simulator_frames("cartpole", 7)[0])
     with pytest.raises(gr.Error, match="whole number"):
         demo.start_from_simulator("cartpole", -1)

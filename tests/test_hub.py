@@ -183,3 +183,9 @@ def test_episodes_round_trip_through_parquet_and_the_hub_cache(tmp_path, tiny_da
     local = load_any_episodes(str(staged), spec)
     for name in ("frames", "actions", "states", "episode_starts", "episode_lengths", "policies"):
         assert np.array_equal(getattr(local, name), getattr(original, name)), name
+    # `collect --source` turns a dataset back into shards that train like collected ones.
+    from worldsim.dataset import materialize_shards
+
+    materialize_shards(str(staged), spec, tmp_path / "shards", shard_episodes=3)
+    again = load_episodes(tmp_path / "shards", spec)
+    assert np.array_equal(again.frames, original.frames) and np.array_equal(again.actions, original.actions)

@@ -49,3 +49,24 @@ def test_tiny_training_writes_a_loadable_checkpoint(tiny_checkpoint, start_frame
     model = worldsim.load(tiny_checkpoint)
     video = model.rollout(start_frame, "right*4 left*4")
     assert video.shape == (9, 64, 160, 3)
+
+
+def test_training_resumes_from_a_checkpoint_and_records_every_command(tiny_checkpoint, tiny_data, tmp_path):
+    from worldsim.train import TrainConfig, train
+
+    config = TrainConfig(
+        env="cartpole",
+        data=str(tiny_data),
+        out=str(tmp_path / "resumed"),
+        init_from=str(tiny_checkpoint),
+        stages="dynamics",
+        dynamics_steps=2,
+        dynamics_batch_size=2,
+        unroll=6,
+        val_every=2,
+    )
+    train(config, command="pytest resume")
+    training = json.loads((tmp_path / "resumed" / "training.json").read_text())
+    assert training["commands"] == ["pytest tiny", "pytest resume"]
+    assert training["dynamics"]["validation"] and training["autoencoder"]["validation"]
+    assert "pytest tiny && pytest resume" in (tmp_path / "resumed" / "README.md").read_text()

@@ -29,24 +29,27 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
         f"({_crop(spec)}) and resized to {config['height']}x{config['width']}.",
     ]
     if training:
-        ae, dyn = training.get("autoencoder", {}), training.get("dynamics", {})
+        stages = [s for s in ("autoencoder", "dynamics") if s in training]
+        commands = training.get("commands", [training["command"]])
         lines += [
             "",
             "## Training",
             "",
-            "```",
-            training["command"],
+            "```bash",
+            f"python -m worldsim collect --env {spec.name}",
+            *commands,
             "```",
             "",
-            f"- Data: {training['frames']:,} frames in {training['episodes']} episodes "
-            f"(`python -m worldsim collect --env {spec.name}`).",
-            f"- Time on 2 CPU cores: {training.get('minutes', 0):.1f} minutes "
-            f"(autoencoder {ae.get('minutes', 0):.1f}, dynamics {dyn.get('minutes', 0):.1f}).",
-            f"- Throughput: autoencoder {ae.get('samples_per_second', 0):.0f} frames/s, "
-            f"dynamics {dyn.get('samples_per_second', 0):.0f} windows/s.",
+            f"- Data: {training['frames']:,} frames in {training['episodes']} episodes.",
+            f"- Time on 2 CPU cores: {training.get('minutes', 0):.1f} minutes ("
+            + ", ".join(f"{s} {training[s]['minutes']:.1f}" for s in stages)
+            + ").",
+            "- Throughput (samples/s): "
+            + ", ".join(f"{s} {training[s]['samples_per_second']:.0f}" for s in stages)
+            + " (frames for the autoencoder, windows for the others).",
         ]
-        if ae.get("validation"):
-            last = ae["validation"][-1]
+        if training.get("autoencoder", {}).get("validation"):
+            last = training["autoencoder"]["validation"][-1]
             lines.append(f"- Validation: autoencoder reconstruction PSNR {last['psnr']:.2f} dB.")
     if metrics:
         lines += ["", "## Evaluation against the simulator", "", metrics.get("markdown", "")]

@@ -124,7 +124,13 @@ def _run(args: argparse.Namespace, command: str) -> int:
         if args.env not in ENV_SPECS:
             raise KeyError(f"Unknown environment {args.env!r}. Known: {', '.join(sorted(ENV_SPECS))}.")
         config = _dataclass_from_args(CollectConfig, args)
-        paths = collect(config)
+        if config.source:
+            from worldsim.dataset import materialize_shards
+            from worldsim.envs import get_spec
+
+            paths = materialize_shards(config.source, get_spec(config.env), config.out, config.shard_episodes)
+        else:
+            paths = collect(config)
         print(f"{len(paths)} shards in {config.out}")
     elif args.command == "train":
         from worldsim.train import train

@@ -20,10 +20,11 @@ GAP = 6  # px between panels
 
 
 def difference(pred: np.ndarray, true: np.ndarray, gain: float = 3.0) -> np.ndarray:
-    """|pred - true| per pixel, brightened `gain` times so small errors show: uint8 (..., 3)."""
+    """|pred - true| per pixel, amplified `gain` times so small errors show: white where the two
+    agree, deepening to red where they differ. uint8 (..., 3)."""
     diff = np.abs(pred.astype(np.int16) - true.astype(np.int16)).max(axis=-1)
-    heat = np.clip(diff * gain, 0, 255).astype(np.uint8)
-    return np.stack([heat, heat // 3, 255 - heat], axis=-1)  # blue (no error) to red
+    fade = 255 - np.clip(diff * gain, 0, 255).astype(np.uint8)
+    return np.stack([np.full_like(fade, 255), fade, fade], axis=-1)
 
 
 def per_step_psnr(pred: np.ndarray, true: np.ndarray) -> np.ndarray:

@@ -145,6 +145,7 @@ class CollectConfig:
     shard_episodes: int = 25  # episodes per shard file: the unit of resumption
     num_envs: int = 2  # sub-environments in the async vector env (one per core)
     seed: int = 0  # with num_envs, fixes every shard's content
+    source: str = ""  # hf://datasets/owner/name: fetch its episodes into shards instead of simulating
 
     def __post_init__(self):
         self.out = self.out or f"data/{self.env}"

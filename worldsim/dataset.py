@@ -225,6 +225,33 @@ def load_any_episodes(source: str, spec: EnvSpec | str) -> EpisodeData:
     return load_episodes(source, spec)
 
 
+def materialize_shards(source: str, spec: EnvSpec, out: str | Path, shard_episodes: int = 25) -> list[Path]:
+    """Episodes from a Hub dataset (or Parquet folder) -> local shards, as `collect` would write."""
+    from worldsim.data import shard_path, write_shard
+
+    data = load_any_episodes(source, spec)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, first in enumerate(range(0, data.num_episodes, shard_episodes)):
+        episodes = []
+        for e in range(first, min(first + shard_episodes, data.num_episodes)):
+            rows = slice(data.episode_starts[e], data.episode_starts[e] + data.episode_lengths[e])
+            states = None if data.states is None else data.states[rows]
+            frames, actions = data.frames[rows], data.actions[rows][:-1]  # drop the filler action
+            episodes.append(
+                {
+                    "frames": frames,
+                    "actions": actions,
+                    "states": states,
+                    "seed": -1,
+                    "policy": data.policies[e],
+                }
+            )
+        paths.append(shard_path(out, k))
+        write_shard(paths[-1], spec, episodes)
+    return paths
+
+
 def push_dataset(
     data_folder: str, spec: EnvSpec, repo_id: str, private: bool = False, dry_run: bool = False
 ) -> str:

@@ -70,7 +70,7 @@ class EnvSpec:
     # Steps past `terminated` that collection keeps stepping, so models learn what follows
     # (CartPole: the pole falls over and the cart drives off), since users will ask for it.
     steps_after_termination: int = 0
-    # Number of policies' weights used during collection: name -> share of episodes.
+    # Collection policies (names in data.POLICIES) and each one's share of the episodes.
     collect_policies: tuple[tuple[str, float], ...] = (("random", 1.0),)
     example_actions: str = ""  # a sequence that shows the dynamics off, for docs and the app
 
@@ -148,6 +148,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             width=64,
             state_attr="state",
             visible_pose=_angles(0, 1),
+            collect_policies=(("random", 0.5), ("sticky", 0.5)),
             example_actions="left*10 right*10 left*10",
         ),
         EnvSpec(
@@ -164,6 +165,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             width=64,
             state_attr="state",
             visible_pose=_angles(0),
+            collect_policies=(("random", 0.5), ("sticky", 0.5)),
             example_actions="2*10 -2*10 0*10",
         ),
         EnvSpec(
@@ -176,6 +178,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             width=96,
             state_attr="state",
             visible_pose=_mountaincar_pose,
+            collect_policies=(("random", 0.3), ("sticky", 0.7)),  # held pushes climb the hills
             example_actions="left*20 right*40",
         ),
         EnvSpec(

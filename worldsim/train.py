@@ -10,18 +10,20 @@ costs almost nothing, so long-horizon rollouts are trained for directly.
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from worldsim.checkpoint import save_checkpoint
+from worldsim.checkpoint import load, save_checkpoint
 from worldsim.data import EpisodeData
 from worldsim.dataset import load_any_episodes
 from worldsim.envs import get_spec
@@ -34,6 +36,8 @@ from worldsim.model import (
     to_float,
     weighted_frame_loss,
 )
+
+STAGES = ("autoencoder", "dynamics")
 
 
 @dataclass
@@ -53,7 +57,7 @@ class TrainConfig:
     pose_weight: float = 1.0  # weight of the visible-state supervision of z
     max_reference_gap: int = 60  # steps between the frame drawn and the reference it is drawn over
     # stage 2: latent dynamics
-    dynamics_steps: int = 3000  # optimizer steps of stage 2
+    dynamics_steps: int = 12000  # optimizer steps of stage 2 (3000 left CartPole's dynamics underfit)
     dynamics_batch_size: int = 64  # windows per step
     dynamics_lr: float = 1e-3  # peak learning rate, cosine decay
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
@@ -67,6 +71,9 @@ class TrainConfig:
     channels_last: bool = True  # NHWC convolutions: faster on CPU
     threads: int = 0  # torch threads; 0 keeps torch's default (one per core)
     val_every: int = 500  # steps between validations
+    # resuming
+    init_from: str = ""  # checkpoint folder to continue from (its weights and training record)
+    stages: str = ",".join(STAGES)  # which stages to run, in order
 
     def __post_init__(self):
         self.data = self.data or f"data/{self.env}"
@@ -74,54 +81,63 @@ class TrainConfig:
 
 
 def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
-    """Train both stages and save a checkpoint folder with config, weights and training record."""
-    started = time.time()
+    """Run the training stages and save a checkpoint folder with config, weights and record.
+
+    With `init_from`, start from that checkpoint's weights and training record and run only the
+    listed `stages`; the record then lists every command that made the checkpoint, in order.
+    """
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
     spec = get_spec(config.env)
+    stages = [stage.strip() for stage in config.stages.split(",") if stage.strip()]
+    if unknown := sorted(set(stages) - set(STAGES)):
+        raise ValueError(f"Unknown training stage(s) {unknown}; stages are {', '.join(STAGES)}.")
     data = load_any_episodes(config.data, spec)
     train_eps, val_eps = split_episodes(data.num_episodes, config.val_fraction, rng)
     poses = visible_poses(spec, data)
-
-    model_config = WorldModelConfig.for_env(
-        spec,
-        latent_dim=config.latent_dim,
-        hidden_dim=config.hidden_dim,
-        context_frames=config.context_frames,
-        pose_dims=0 if poses is None else poses.shape[1],
-        pose_mean=[] if poses is None else poses.mean(0).tolist(),
-        pose_std=[] if poses is None else (poses.std(0) + 1e-6).tolist(),
-    )
-    model = build_model(model_config).to(config.device)
-    train_frames = np.concatenate([_episode_indices(data, e) for e in train_eps])
+    command = command or "python -m worldsim train " + shlex.join(sys.argv[1:])
+    if config.init_from:
+        model = load(config.init_from, config.device)
+        previous = json.loads(Path(config.init_from, "training.json").read_text())
+        record = {**previous, "commands": [*previous.get("commands", [previous["command"]]), command]}
+        model_config = model.config
+    else:
+        model_config = WorldModelConfig.for_env(
+            spec,
+            latent_dim=config.latent_dim,
+            hidden_dim=config.hidden_dim,
+            context_frames=config.context_frames,
+            pose_dims=0 if poses is None else poses.shape[1],
+            pose_mean=[] if poses is None else poses.mean(0).tolist(),
+            pose_std=[] if poses is None else (poses.std(0) + 1e-6).tolist(),
+        )
+        model = build_model(model_config).to(config.device)
+        record = {"commands": [command]}
+    record.update(command=" && ".join(record["commands"]), config=asdict(config))
+    record.update(frames=len(data.frames), episodes=int(data.num_episodes))
     if poses is not None:
         poses = (poses - np.array(model_config.pose_mean)) / np.array(model_config.pose_std)
         poses = torch.from_numpy(poses.astype(np.float32))
     print(
         f"{spec.name}: {len(data.frames):,} frames in {data.num_episodes} episodes "
         f"({len(train_eps)} train, {len(val_eps)} validation); "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters"
+        f"{sum(p.numel() for p in model.parameters()):,} parameters; stages: {', '.join(stages)}"
     )
 
-    record = {
-        "command": command or "python -m worldsim train " + shlex.join(sys.argv[1:]),
-        "config": asdict(config),
-        "frames": len(data.frames),
-        "episodes": int(data.num_episodes),
-    }
-    stage_started = time.time()
-    record["autoencoder"] = train_autoencoder(model, data, poses, train_frames, val_eps, config, rng)
-    record["autoencoder"]["minutes"] = (time.time() - stage_started) / 60
-    save_checkpoint(model, config.out, training=record)
-
-    stage_started = time.time()
-    record["dynamics"] = train_dynamics(model, data, train_eps, val_eps, config, rng)
-    record["dynamics"]["minutes"] = (time.time() - stage_started) / 60
-    record["minutes"] = (time.time() - started) / 60
-    save_checkpoint(model, config.out, training=record)
-    print(f"saved {config.out} after {record['minutes']:.1f} minutes")
+    for stage in stages:
+        stage_started = time.time()
+        if stage == "autoencoder":
+            train_frames = np.concatenate([_episode_indices(data, e) for e in train_eps])
+            result = train_autoencoder(model, data, poses, train_frames, val_eps, config, rng)
+        else:
+            latents = encode_all(model, data.frames, config)
+            result = train_dynamics(model, data, latents, train_eps, val_eps, config, rng)
+        record[stage] = {**result, "minutes": (time.time() - stage_started) / 60}
+        record["minutes"] = sum(record[s]["minutes"] for s in STAGES if s in record)
+        save_checkpoint(model, config.out, training=record)
+    print(f"saved {config.out}: {record['minutes']:.1f} minutes of training in all")
     return model
 
 
@@ -307,39 +323,55 @@ def window_batch(
     )
 
 
+class Windows:
+    """Training windows for the dynamics: anchors, their episode starts, and a fixed validation
+    batch with its true frames."""
+
+    def __init__(self, data, latents, train_eps, val_eps, config, rng):
+        self.latents = latents
+        self.actions = torch.from_numpy(data.actions).to(config.device)
+        spread = latents.std(0)
+        self.scale = spread.clamp_min(0.01 * spread.max())  # latent dims count alike; dead ones don't explode
+        self.train = dynamics_windows(data, train_eps, config.unroll)
+        val = dynamics_windows(data, val_eps if len(val_eps) else train_eps, config.unroll)
+        pick = rng.choice(len(val[0]), size=min(256, len(val[0])), replace=False)
+        anchors = val[0][pick]
+        self.val_batch = window_batch(latents, self.actions, anchors, val[1][pick], config, rng)
+        self.val_frames = to_float(
+            torch.from_numpy(data.frames[anchors[:, None] + np.arange(config.unroll + 1)])
+        )
+
+    def sample(self, size: int, config, rng):
+        """(anchors, context latents, actions, target latents) of `size` random training windows."""
+        pick = rng.integers(len(self.train[0]), size=size)
+        anchors = self.train[0][pick]
+        return (anchors, *window_batch(self.latents, self.actions, anchors, self.train[1][pick], config, rng))
+
+    def latent_loss(self, predicted: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return (((predicted - targets) / self.scale) ** 2).mean()
+
+
 def train_dynamics(
     model: LatentWorldModel,
     data: EpisodeData,
+    latents: torch.Tensor,
     train_eps: np.ndarray,
     val_eps: np.ndarray,
     config: TrainConfig,
     rng: np.random.Generator,
 ) -> dict:
     """Stage 2: the GRU predicts `unroll` latents open-loop from the context; loss on all of them."""
-    latents = encode_all(model, data.frames, config)
-    spread = latents.std(0)
-    scale = spread.clamp_min(0.01 * spread.max())  # every latent dim counts alike, dead ones don't explode
-    actions = torch.from_numpy(data.actions).to(config.device)
-    train_windows = dynamics_windows(data, train_eps, config.unroll)
-    val_windows = dynamics_windows(data, val_eps if len(val_eps) else train_eps, config.unroll)
-    pick = rng.choice(len(val_windows[0]), size=min(256, len(val_windows[0])), replace=False)
-    val_anchors = val_windows[0][pick]
-    val_batch = window_batch(latents, actions, val_anchors, val_windows[1][pick], config, rng)
-    val_frames = to_float(torch.from_numpy(data.frames[val_anchors[:, None] + np.arange(config.unroll + 1)]))
+    windows = Windows(data, latents, train_eps, val_eps, config, rng)
 
     def batch_loss() -> torch.Tensor:
-        pick = rng.integers(len(train_windows[0]), size=config.dynamics_batch_size)
-        context, window_actions, targets = window_batch(
-            latents, actions, train_windows[0][pick], train_windows[1][pick], config, rng
-        )
-        predicted = unroll_latents(model, context, window_actions)
-        return (((predicted - targets) / scale) ** 2).mean()
+        _, context, window_actions, targets = windows.sample(config.dynamics_batch_size, config, rng)
+        return windows.latent_loss(unroll_latents(model, context, window_actions), targets)
 
     return fit(
         "dynamics",
         list(model.dynamics.parameters()),
         batch_loss,
-        lambda: evaluate_dynamics(model, val_batch, val_frames, scale, config),
+        lambda: evaluate_dynamics(model, windows, config),
         steps=config.dynamics_steps,
         lr=config.dynamics_lr,
         samples_per_step=config.dynamics_batch_size,
@@ -358,11 +390,12 @@ def unroll_latents(model: LatentWorldModel, context: torch.Tensor, actions: torc
 
 
 @torch.no_grad()
-def evaluate_dynamics(model, val_batch, val_frames, scale, config) -> dict:
+def evaluate_dynamics(model, windows: Windows, config) -> dict:
     """Latent error, and PSNR of decoded predictions at a few horizons (model / copy baseline)."""
-    context, actions, targets = val_batch
+    context, actions, targets = windows.val_batch
+    val_frames = windows.val_frames
     predicted = unroll_latents(model, context, actions)
-    result = {"latent_mse": float((((predicted - targets) / scale) ** 2).mean())}
+    result = {"latent_mse": float(windows.latent_loss(predicted, targets))}
     ref = val_frames[:, 0]
     for horizon in (1, 5, 10, config.unroll):
         if horizon <= config.unroll:
