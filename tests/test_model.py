@@ -110,7 +110,7 @@ def test_bad_checkpoints_fail_with_clear_messages(tmp_path):
         load(corrupt)
 
     wrong_shape = variant("wrong_shape")
-    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
     state["dynamics.delta.2.bias"] = torch.zeros(99)
     save_file(state, wrong_shape / "model.safetensors")
     with pytest.raises(CheckpointError, match=r"dynamics.delta.2.bias has shape \(99,\)"):

@@ -69,4 +69,4 @@ def test_training_resumes_from_a_checkpoint_and_records_every_command(tiny_check
     training = json.loads((tmp_path / "resumed" / "training.json").read_text())
     assert training["commands"] == ["pytest tiny", "pytest resume"]
     assert training["dynamics"]["validation"] and training["autoencoder"]["validation"]
-    assert "pytest tiny && pytest resume" in (tmp_path / "resumed" / "README.md").read_text()
+    assert "pytest tiny\npytest resume\n" in (tmp_path / "resumed" / "README.md").read_text()
