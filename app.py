@@ -47,7 +47,7 @@ with gr.Blocks(title="worldsim") as demo:
                 y="PSNR (dB)",
                 color="series",
                 label="Model vs simulator, per step (higher is better)",
-                height=260,
+                height=300,
             )
     gr.Examples(
         examples=handlers.examples(),

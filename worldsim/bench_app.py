@@ -18,23 +18,29 @@ CHROMIUM = "/usr/bin/chromium"
 DEFAULT_FRAME = Path(__file__).resolve().parent.parent / "assets" / "cartpole" / "reset_seed7.png"
 
 
+def launch_chromium(playwright):
+    """Debian's headless Chromium (never a downloaded browser), quiet on a closed network."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--autoplay-policy=no-user-gesture-required",
+        ],
+    )
+
+
 def measure_upload_to_video(
-    url: str, steps: int = 60, repeats: int = 5, frame: Path = DEFAULT_FRAME, model: str = "cartpole"
+    url: str, steps: int = 60, repeats: int = 5, frame: Path = DEFAULT_FRAME
 ) -> list[float]:
     from playwright.sync_api import sync_playwright
 
     actions = [f"right*{steps}", f"left*{steps}"]
     seconds = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
+        browser = launch_chromium(p)
         page = browser.new_page()
         page.goto(url)
         page.get_by_role("button", name="Roll out").wait_for(timeout=60_000)
