@@ -75,4 +75,4 @@ with gr.Blocks(title="worldsim") as demo:
     )
 
 if __name__ == "__main__":
-    demo.queue(max_size=64).launch(show_error=True)
+    demo.queue(max_size=64).launch(show_error=True, max_file_size="20mb")

@@ -94,3 +94,14 @@ def test_mp4_is_h264_yuv420p_with_every_frame(tmp_path):
     assert last[120, 4 * 115, 0] > 200 and last[120, 4 * 5, 0] < 50  # the square moved right
     gif = write_video(frames, tmp_path / "v.gif", fps=50)
     assert Image.open(gif).n_frames == 12
+
+
+def test_huge_images_are_refused_before_decoding(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (10_000, 10_000)).save(bomb)  # 100 megapixels in a few kB
+    with pytest.raises(ImageError, match="at most 40,000,000 pixels"):
+        load_image(bomb)
+    big = tmp_path / "big.png"
+    Image.new("1", (7_000, 7_000)).save(big)  # over our limit, under PIL's own bomb guard
+    with pytest.raises(ImageError, match=r"7000x7000; at most 40,000,000 pixels"):
+        load_image(big)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ def load_image(source: str | Path | np.ndarray | Image.Image) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source)
     try:
-        image = source if isinstance(source, Image.Image) else Image.open(source)
+        with warnings.catch_warnings():  # PIL warns on big images; we refuse them just below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = source if isinstance(source, Image.Image) else Image.open(source)
         if image.width * image.height > MAX_IMAGE_PIXELS:
             raise ImageError(
                 f"Image is {image.width}x{image.height}; at most {MAX_IMAGE_PIXELS:,} pixels are accepted."
@@ -39,7 +42,9 @@ def load_image(source: str | Path | np.ndarray | Image.Image) -> np.ndarray:
         raise
     except FileNotFoundError:
         raise ImageError(f"No such file: {source}.") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError:  # PIL's own guard, at twice our limit
+        raise ImageError(f"Image is too large; at most {MAX_IMAGE_PIXELS:,} pixels are accepted.") from None
+    except UnidentifiedImageError as error:
         raise ImageError(f"Not a readable image ({error}). Accepted: {ACCEPTED_IMAGES}.") from None
     except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt files
         raise ImageError(
