@@ -29,6 +29,7 @@ from worldsim.dataset import load_any_episodes
 from worldsim.envs import get_spec
 from worldsim.metrics import psnr
 from worldsim.model import (
+    LatentDynamics,
     LatentWorldModel,
     WorldModelConfig,
     build_model,
@@ -60,6 +61,7 @@ class TrainConfig:
     dynamics_steps: int = 12000  # optimizer steps of stage 2 (3000 left CartPole's dynamics underfit)
     dynamics_batch_size: int = 64  # windows per step
     dynamics_lr: float = 1e-3  # peak learning rate, cosine decay
+    dynamics_pose_weight: float = 1.0  # loss weight of the pose dims of z against the others
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
     # model
@@ -133,6 +135,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             result = train_autoencoder(model, data, poses, train_frames, val_eps, config, rng)
         else:
             latents = encode_all(model, data.frames, config)
+            model.dynamics = LatentDynamics(model.config).to(config.device)  # always from scratch
             result = train_dynamics(model, data, latents, train_eps, val_eps, config, rng)
         record[stage] = {**result, "minutes": (time.time() - stage_started) / 60}
         record["minutes"] = sum(record[s]["minutes"] for s in STAGES if s in record)
@@ -347,8 +350,8 @@ class Windows:
         anchors = self.train[0][pick]
         return (anchors, *window_batch(self.latents, self.actions, anchors, self.train[1][pick], config, rng))
 
-    def latent_loss(self, predicted: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return (((predicted - targets) / self.scale) ** 2).mean()
+    def latent_loss(self, predicted: torch.Tensor, targets: torch.Tensor, weight=1.0) -> torch.Tensor:
+        return ((((predicted - targets) / self.scale) ** 2) * weight).mean()
 
 
 def train_dynamics(
@@ -362,10 +365,12 @@ def train_dynamics(
 ) -> dict:
     """Stage 2: the GRU predicts `unroll` latents open-loop from the context; loss on all of them."""
     windows = Windows(data, latents, train_eps, val_eps, config, rng)
+    weight = torch.ones(latents.shape[1], device=latents.device)
+    weight[: model.config.pose_dims] = config.dynamics_pose_weight
 
     def batch_loss() -> torch.Tensor:
         _, context, window_actions, targets = windows.sample(config.dynamics_batch_size, config, rng)
-        return windows.latent_loss(unroll_latents(model, context, window_actions), targets)
+        return windows.latent_loss(unroll_latents(model, context, window_actions), targets, weight)
 
     return fit(
         "dynamics",
