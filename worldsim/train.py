@@ -58,10 +58,10 @@ class TrainConfig:
     pose_weight: float = 1.0  # weight of the visible-state supervision of z
     max_reference_gap: int = 60  # steps between the frame drawn and the reference it is drawn over
     # stage 2: latent dynamics
-    dynamics_steps: int = 12000  # optimizer steps of stage 2 (3000 left CartPole's dynamics underfit)
+    dynamics_steps: int = 6000  # optimizer steps of stage 2 (CartPole: 3000 underfit, 12000 overfit)
     dynamics_batch_size: int = 64  # windows per step
     dynamics_lr: float = 1e-3  # peak learning rate, cosine decay
-    dynamics_pose_weight: float = 1.0  # loss weight of the pose dims of z against the others
+    dynamics_pose_weight: float = 10.0  # loss weight of the pose dims of z against the others
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
     # model
