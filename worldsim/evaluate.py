@@ -192,7 +192,8 @@ def plot_results(results: dict, spec: EnvSpec, path: Path) -> None:
             ax.plot(steps, m[key + "_copy"][1:], color=color, linestyle="--", label=f"{policy}: copy start")
             ax.set_title(key.replace("_", " "))
     axes[0].set_title(f"{spec.name}: PSNR vs horizon (higher is better)")
-    axes[0].set_ylabel("dB")
+    axes[0].set_ylabel("dB (identical frames score 100; axis capped at 60)")
+    axes[0].set_ylim(top=min(60, axes[0].get_ylim()[1]))
     for ax in axes:
         ax.set_xlabel("steps from the start frame")
         ax.grid(alpha=0.3)
