@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from worldsim.envs import get_spec
+
+
+def read_card_inputs(folder: str | Path) -> tuple[dict, dict | None, dict | None]:
+    """A checkpoint folder's config, training record and metrics (the last two may be absent)."""
+    folder = Path(folder)
+
+    def optional(name: str) -> dict | None:
+        path = folder / name
+        return json.loads(path.read_text()) if path.exists() else None
+
+    return (
+        json.loads((folder / "config.json").read_text()),
+        optional("training.json"),
+        optional("metrics.json"),
+    )
 
 
 def render_model_card(config: dict, training: dict | None, metrics: dict | None) -> str:

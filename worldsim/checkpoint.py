@@ -17,7 +17,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from worldsim.card import render_model_card
+from worldsim.card import read_card_inputs, render_model_card
 from worldsim.envs import ENV_SPECS
 from worldsim.hub import HubError, download, is_hub_id
 from worldsim.model import WorldModel, WorldModelConfig, build_model
@@ -49,15 +49,7 @@ def save_checkpoint(
 
 
 def write_model_card(folder: str | Path) -> None:
-    folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text())
-    training = _read_json(folder / "training.json")
-    metrics = _read_json(folder / "metrics.json")
-    (folder / "README.md").write_text(render_model_card(config, training, metrics))
-
-
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
+    (Path(folder) / "README.md").write_text(render_model_card(*read_card_inputs(folder)))
 
 
 def resolve(name_or_path: str | Path) -> Path:

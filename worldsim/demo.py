@@ -22,7 +22,7 @@ from worldsim.actions import ActionError, accepted_actions, format_actions, pars
 from worldsim.checkpoint import CHECKPOINTS_DIR, CheckpointError
 from worldsim.compare import difference, per_step_psnr, side_by_side
 from worldsim.envs import preprocess
-from worldsim.hub import HubError, is_hub_id, parse_hub_id
+from worldsim.hub import is_hub_id
 from worldsim.images import ACCEPTED_IMAGES, ImageError, load_image
 from worldsim.model import WorldModel
 from worldsim.rollout import cached_model
@@ -72,10 +72,8 @@ def get_model(model_name: str) -> WorldModel:
             f"Unknown model {name!r}. Choose one of: {', '.join(shipped_models())}, or load hf://owner/name."
         )
     try:
-        if is_hub_id(name):
-            parse_hub_id(name)
-        return cached_model(name)
-    except (CheckpointError, HubError) as error:
+        return cached_model(name)  # hub ids are parsed and checked on the way in
+    except CheckpointError as error:
         raise gr.Error(str(error)) from None
 
 

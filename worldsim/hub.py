@@ -74,16 +74,12 @@ def download(text: str) -> Path:
 
 def model_card(folder: Path, repo_id: str | None = None):
     """A huggingface_hub ModelCard with worldsim metadata: env tags, eval results as model-index."""
-    import json
-
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    from worldsim.card import render_model_card
+    from worldsim.card import read_card_inputs, render_model_card
     from worldsim.envs import get_spec
 
-    config = json.loads((folder / "config.json").read_text())
-    training = _read_json(folder / "training.json")
-    metrics = _read_json(folder / "metrics.json")
+    config, training, metrics = read_card_inputs(folder)
     spec = get_spec(config["env"])
     results = []
     for policy, per_step in (metrics or {}).get("per_step", {}).items():
@@ -132,9 +128,3 @@ def push(folder: Path, repo_id: str, private: bool = False, dry_run: bool = Fals
     url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     api.upload_folder(repo_id=repo_id, folder_path=staged, commit_message="Upload worldsim checkpoint")
     return str(url)
-
-
-def _read_json(path: Path):
-    import json
-
-    return json.loads(path.read_text()) if path.exists() else None
