@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worldsim.actions import MAX_STEPS, ActionError, format_actions, parse_actions
-from worldsim.envs import get_spec
+from worldsim.envs import ENV_SPECS, get_spec
 
 CARTPOLE = get_spec("cartpole")
 PENDULUM = get_spec("pendulum")
@@ -85,21 +85,65 @@ def test_sequences_are_validated_too():
         parse_actions([0, 5], CARTPOLE)
 
 
-@given(st.text(max_size=200))
-def test_parser_raises_only_its_own_error(text):
-    for spec in (CARTPOLE, CARRACING):
-        with contextlib.suppress(ActionError):
-            parse_actions(text, spec)
+SPECS = list(ENV_SPECS.values())
+# Text shaped like actions, so that generated text gets past the first token: names of every
+# action space, odd numbers (huge, non-ASCII digits, nan), vectors, and TOKEN*COUNT with odd counts.
+words = st.one_of(
+    st.sampled_from(sorted({name for spec in SPECS for name in spec.action_names})),
+    st.from_regex(r"\A[+-]?[0-9]{1,3}(\.[0-9]{1,2})?\Z"),
+    st.sampled_from(["nan", "inf", "-inf", "1e309", "1" * 5000, "٣", "[0,1,0]", "[nan,0,0]", "[]", "[[1]]"]),
+    st.text(max_size=5),
+)
+counts = st.one_of(st.from_regex(r"\A-?[0-9]{0,4}\Z"), st.sampled_from(["²", "٣", "9" * 5000, "1.5", "x"]))
+tokens = st.tuples(words, st.none() | counts).map(lambda t: t[0] if t[1] is None else f"{t[0]}*{t[1]}")
+action_text = st.one_of(
+    st.text(max_size=200),
+    st.builds(
+        lambda parts, sep: sep.join(parts), st.lists(tokens, max_size=12), st.sampled_from([" ", ",", ", "])
+    ),
+)
 
 
-@given(st.lists(st.integers(0, 1), min_size=1, max_size=300))
-def test_discrete_round_trip(actions):
-    assert parse_actions(format_actions(actions, CARTPOLE), CARTPOLE).tolist() == actions
+@given(action_text, st.sampled_from(SPECS))
+def test_parser_raises_only_its_own_error(text, spec):
+    with contextlib.suppress(ActionError):
+        parse_actions(text, spec)
 
 
-@given(st.lists(st.lists(st.floats(-1, 1), min_size=3, max_size=3), min_size=1, max_size=50))
-def test_continuous_round_trip(values):
-    values = [[v[0], abs(v[1]), abs(v[2])] for v in values]  # gas and brake are in [0, 1]
-    actions = np.asarray(values, dtype=np.float32)
-    text = format_actions(actions, CARRACING)
-    assert np.array_equal(parse_actions(text, CARRACING), actions)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.lists(json_values, max_size=10), st.sampled_from(SPECS))
+def test_parser_raises_only_its_own_error_on_any_sequence(sequence, spec):
+    with contextlib.suppress(ActionError):
+        parse_actions(sequence, spec)
+
+
+@given(action_text, st.sampled_from(SPECS))
+def test_whatever_parses_formats_to_text_that_parses_the_same(text, spec):
+    try:
+        actions = parse_actions(text, spec)
+    except ActionError:
+        return
+    assert np.array_equal(parse_actions(format_actions(actions, spec), spec), actions)
+
+
+@given(st.data(), st.sampled_from([s for s in SPECS if s.action_kind == "discrete"]))
+def test_discrete_round_trip(data, spec):
+    actions = data.draw(st.lists(st.integers(0, spec.num_actions - 1), min_size=1, max_size=300))
+    assert parse_actions(format_actions(actions, spec), spec).tolist() == actions
+
+
+@given(st.data(), st.sampled_from([s for s in SPECS if s.action_kind == "continuous"]))
+def test_continuous_round_trip(data, spec):
+    bounds = zip(spec.action_low, spec.action_high, strict=True)
+    one_action = st.tuples(*[st.floats(lo, hi, width=32) for lo, hi in bounds])
+    actions = np.asarray(data.draw(st.lists(one_action, min_size=1, max_size=50)), dtype=np.float32)
+    text = format_actions(actions, spec)
+    assert np.array_equal(parse_actions(text, spec), actions)

@@ -3,9 +3,11 @@ import io
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from worldsim.images import ImageError, load_image
+from worldsim.images import MIN_SIDE, ImageError, load_image
 from worldsim.video import upscale, write_video
 
 
@@ -105,3 +107,86 @@ def test_huge_images_are_refused_before_decoding(tmp_path):
     Image.new("1", (7_000, 7_000)).save(big)  # over our limit, under PIL's own bomb guard
     with pytest.raises(ImageError, match=r"7000x7000; at most 40,000,000 pixels"):
         load_image(big)
+
+
+# --- Properties: any bytes give an RGB frame or our ImageError; any small image gives RGB -----
+
+SIGNATURES = [b"\x89PNG\r\n\x1a\n", b"GIF89a", b"\xff\xd8\xff\xe0", b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"BM"]
+# Which formats can hold which modes (what PIL writes without converting first).
+WRITABLE = {
+    "1": ["PNG", "GIF"],
+    "L": ["PNG", "JPEG", "GIF", "WEBP"],
+    "LA": ["PNG"],
+    "P": ["PNG", "GIF"],
+    "RGB": ["PNG", "JPEG", "GIF", "WEBP"],
+    "RGBA": ["PNG", "WEBP"],
+    "I;16": ["PNG"],
+    "CMYK": ["JPEG"],
+}
+
+
+def random_image(mode: str, width: int, height: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    if mode == "1":
+        return Image.fromarray(rng.integers(0, 2, (height, width)).astype(bool))
+    if mode == "I;16":
+        return Image.fromarray(rng.integers(0, 65536, (height, width), dtype=np.uint16))
+    image = Image.frombytes(mode, (width, height), rng.bytes(width * height * Image.getmodebands(mode)))
+    if mode == "P":
+        image.putpalette(rng.bytes(768))
+    return image
+
+
+sizes = st.integers(MIN_SIDE, 48)
+
+
+@st.composite
+def encoded_images(draw) -> bytes:
+    mode = draw(st.sampled_from(sorted(WRITABLE)))
+    image = random_image(mode, draw(sizes), draw(sizes), draw(st.integers(0, 2**32 - 1)))
+    buffer = io.BytesIO()
+    image.save(buffer, draw(st.sampled_from(WRITABLE[mode])))
+    return buffer.getvalue()
+
+
+@st.composite
+def damaged(draw, images) -> bytes:
+    """A valid file with some bytes overwritten and maybe its tail cut off."""
+    data = bytearray(draw(images))
+    for _ in range(draw(st.integers(1, 8))):
+        data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    return bytes(data[: draw(st.integers(1, len(data)))])
+
+
+any_bytes = st.one_of(
+    st.binary(max_size=2000),
+    st.builds(
+        lambda signature, tail: signature + tail, st.sampled_from(SIGNATURES), st.binary(max_size=2000)
+    ),
+    damaged(encoded_images()),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=any_bytes)
+def test_loader_raises_only_its_own_error_on_any_bytes(tmp_path, data):
+    path = tmp_path / "upload.png"
+    path.write_bytes(data)
+    try:
+        frame = load_image(path)
+    except ImageError:
+        return
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_small_image_loads_as_rgb_uint8_of_its_size(tmp_path, data):
+    mode = data.draw(st.sampled_from(sorted(WRITABLE)))
+    width, height = data.draw(sizes), data.draw(sizes)
+    image = random_image(mode, width, height, data.draw(st.integers(0, 2**32 - 1)))
+    path = tmp_path / "upload"
+    image.save(path, data.draw(st.sampled_from(WRITABLE[mode])))
+    for source in (path, image):  # a file and a PIL image handed in
+        frame = load_image(source)
+        assert frame.shape == (height, width, 3) and frame.dtype == np.uint8

@@ -131,12 +131,15 @@ def _items(text: str | Sequence, spec: EnvSpec) -> list[tuple[object, int]]:
 def _repeat_count(token: str, count_text: str | None, position: int) -> int:
     if count_text is None:
         return 1
-    if not count_text.isdigit() or int(count_text) < 1:
+    digits = count_text.lstrip("0")
+    # ASCII digits only: str.isdigit also takes '²', which int() refuses.
+    if not re.fullmatch(r"[0-9]+", count_text) or not digits:
         raise ActionError(
             f"Token {position} {token}*{count_text}: the repeat count must be a whole number >= 1, "
             f"as in {token}*5."
         )
-    return min(int(count_text), MAX_STEPS * 1000)  # bounded so huge counts fail on length, fast
+    # Bounded (and never a 5000-digit int()) so that huge counts fail on length, fast.
+    return MAX_STEPS * 1000 if len(digits) > 9 else min(int(digits), MAX_STEPS * 1000)
 
 
 def _read_action(token: object, spec: EnvSpec, position: int):
@@ -151,7 +154,7 @@ def _read_discrete(token: object, spec: EnvSpec, position: int) -> int:
         name = token.strip().lower()
         if name in spec.action_names:
             return spec.action_names.index(name)
-        if re.fullmatch(r"[+-]?\d+", name):
+        if re.fullmatch(r"[+-]?[0-9]{1,9}", name):  # longer numbers are no index either
             token = int(name)
     is_index = isinstance(token, int | np.integer) and not isinstance(token, bool)
     if is_index and 0 <= token < len(spec.action_names):

@@ -86,8 +86,7 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldM
             f"{weights} is {weights.stat().st_size:,} bytes; "
             f"worldsim models are at most {MAX_WEIGHTS_BYTES:,}."
         )
-    model = build_model(config)
-    expected = model.state_dict()
+    expected = _expected_tensors(config, weights)
     try:
         with safe_open(weights, framework="pt") as f:
             names = set(f.keys())
@@ -109,14 +108,37 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldM
         raise
     except Exception as error:  # safetensors reports corrupt files with its own error types
         raise CheckpointError(f"{weights} is not a readable safetensors file: {error}") from None
+    model = build_model(config)
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()
+
+
+def _expected_tensors(config: WorldModelConfig, weights: Path) -> dict[str, torch.Tensor]:
+    """The model's tensors as shapes only (meta device), so that a config describing a huge or
+    unbuildable model is refused before any memory is allocated."""
+    try:
+        with torch.device("meta"):
+            expected = build_model(config).state_dict()
+    except Exception as error:  # any field combination the model cannot be built from
+        raise CheckpointError(
+            f"{weights.parent / 'config.json'} does not describe a buildable model: {error}"
+        ) from None
+    size = sum(tensor.numel() * tensor.element_size() for tensor in expected.values())
+    if size > MAX_WEIGHTS_BYTES:
+        raise CheckpointError(
+            f"{weights.parent / 'config.json'} describes a model of {size:,} bytes; "
+            f"worldsim models are at most {MAX_WEIGHTS_BYTES:,}."
+        )
+    return expected
 
 
 def read_config(folder: Path) -> WorldModelConfig:
     path = folder / "config.json"
     if not path.is_file():
-        raise CheckpointError(f"{folder} has no config.json.")
+        raise CheckpointError(
+            f"{folder} is not a worldsim checkpoint: it has no config.json "
+            "(a checkpoint folder holds config.json and model.safetensors)."
+        )
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise CheckpointError(
             f"{path} is {path.stat().st_size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}."

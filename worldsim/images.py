@@ -9,6 +9,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 ACCEPTED_IMAGES = "PNG, JPEG, WebP or GIF (first frame)"
+# Only these decoders ever see an upload: fewer parsers to attack, and none that shells out
+# (Pillow's EPS reader runs Ghostscript). Phone photos with a preview (MPO) are read as JPEG.
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
 MAX_IMAGE_PIXELS = 40_000_000  # larger declared sizes are refused before decoding (bomb guard)
 MIN_SIDE = 8
 
@@ -23,14 +26,17 @@ def load_image(source: str | Path | np.ndarray | Image.Image) -> np.ndarray:
     """A file path, PIL image or array -> RGB uint8 (H, W, 3).
 
     Transparency is composited on white, palettes, grayscale, 16-bit and CMYK are converted, EXIF
-    rotation is applied, and an animated GIF gives its first frame.
+    rotation is applied, and an animated GIF gives its first frame. Anything else, whatever the
+    bytes, raises ImageError saying what was wrong and what is accepted.
     """
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source)
     try:
         with warnings.catch_warnings():  # PIL warns on big images; we refuse them just below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = source if isinstance(source, Image.Image) else Image.open(source)
+            image = (
+                source if isinstance(source, Image.Image) else Image.open(source, formats=ACCEPTED_FORMATS)
+            )
         if image.width * image.height > MAX_IMAGE_PIXELS:
             raise ImageError(
                 f"Image is {image.width}x{image.height}; at most {MAX_IMAGE_PIXELS:,} pixels are accepted."
@@ -38,27 +44,32 @@ def load_image(source: str | Path | np.ndarray | Image.Image) -> np.ndarray:
         image.seek(0)
         image = ImageOps.exif_transpose(image)
         image.load()
+        if min(image.size) < MIN_SIDE:
+            raise ImageError(
+                f"Image is {image.width}x{image.height}; both sides must be at least {MIN_SIDE} px."
+            )
+        return _pil_to_rgb(image)
     except ImageError:
         raise
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         raise ImageError(f"No such file: {source}.") from None
     except Image.DecompressionBombError:  # PIL's own guard, at twice our limit
         raise ImageError(f"Image is too large; at most {MAX_IMAGE_PIXELS:,} pixels are accepted.") from None
     except UnidentifiedImageError as error:
         raise ImageError(f"Not a readable image ({error}). Accepted: {ACCEPTED_IMAGES}.") from None
-    except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt files
+    except Exception as error:  # Pillow's decoders report corrupt data as OSError, SyntaxError,
+        # ValueError, struct.error, EOFError, IndexError, ...: all of them mean a damaged file
         raise ImageError(
-            f"The image file is damaged or truncated ({error}). Accepted: {ACCEPTED_IMAGES}."
+            f"The image file is damaged or truncated ({_short(error)}). Accepted: {ACCEPTED_IMAGES}."
         ) from None
-    if min(image.size) < MIN_SIDE:
-        raise ImageError(f"Image is {image.width}x{image.height}; both sides must be at least {MIN_SIDE} px.")
-    return _pil_to_rgb(image)
 
 
 def _pil_to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grayscale: scale to 8 bits
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if values.max() > 255 else 255.0
+        values = np.asarray(image, dtype=np.float32)
+        # A 16-bit file spans 0..65535 however dark the picture; only a 32-bit "I" image handed
+        # in as a PIL image has no stated range, and is taken as 8-bit if it fits.
+        top = 65535.0 if image.mode != "I" or values.max() > 255 else 255.0
         image = Image.fromarray((values / top * 255).round().astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
@@ -79,3 +90,8 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
             f"Image is {array.shape[1]}x{array.shape[0]}; both sides must be at least {MIN_SIDE} px."
         )
     return _pil_to_rgb(Image.fromarray(array)) if array.shape[2] == 4 else np.ascontiguousarray(array)
+
+
+def _short(error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
