@@ -1,4 +1,4 @@
-"""Command line: python -m worldsim {collect, train, eval, rollout, bench} ...
+"""Command line: python -m worldsim {collect, train, eval, rollout, bench, loadtest, soak, ...} ...
 
 collect and train take every field of their config dataclass as a flag (--autoencoder-steps 50);
 the help text of each flag is the comment beside the field.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import json
 import re
 import shlex
 import sys
@@ -102,6 +103,26 @@ def build_parser() -> argparse.ArgumentParser:
     bench_app.add_argument("--url", default="http://127.0.0.1:7860/", help="a running app")
     bench_app.add_argument("--steps", type=int, default=60, help="actions per rollout")
     bench_app.add_argument("--repeats", type=int, default=5, help="timed runs after one warm-up")
+
+    loadtest = commands.add_parser(
+        "loadtest", help="concurrent users sending rollouts and bad input to a running app"
+    )
+    soak = commands.add_parser("soak", help="sequential rollouts: the server's memory and temp files")
+    for sub in (loadtest, soak):
+        sub.add_argument("--url", default="http://127.0.0.1:7860/", help="a running app")
+        sub.add_argument("--steps", type=int, default=60, help="actions per valid rollout")
+        sub.add_argument(
+            "--timeout", type=float, default=60.0, help="seconds before a request counts as hung"
+        )
+        sub.add_argument("--json", default="", help="also write the report to this JSON file")
+    loadtest.add_argument("--users", type=int, default=20, help="concurrent users, one client each")
+    loadtest.add_argument("--requests", type=int, default=200, help="requests in all, shared by the users")
+    loadtest.add_argument("--seed", type=int, default=0, help="seed of the request mix")
+    soak.add_argument("--requests", type=int, default=500, help="rollouts, one after another")
+    soak.add_argument(
+        "--pid", type=int, default=None, help="server pid; default: who listens on --url's port"
+    )
+    soak.add_argument("--sample-every", type=int, default=50, help="read the server's RSS every N requests")
     return parser
 
 
@@ -172,4 +193,19 @@ def _run(args: argparse.Namespace, command: str) -> int:
         from worldsim.bench_app import run_app_benchmark
 
         run_app_benchmark(args.url, args.steps, args.repeats)
+    elif args.command in ("loadtest", "soak"):
+        from worldsim import loadtest
+
+        if args.command == "loadtest":
+            report = loadtest.run_loadtest(
+                args.url, args.users, args.requests, args.timeout, args.steps, args.seed
+            )
+            print(loadtest.format_load_report(report))
+        else:
+            report = loadtest.run_soak(
+                args.url, args.requests, args.pid, args.timeout, args.steps, args.sample_every
+            )
+            print(loadtest.format_soak_report(report))
+        if args.json:
+            Path(args.json).write_text(json.dumps({"command": command, **report}, indent=2) + "\n")
     return 0
