@@ -1,6 +1,7 @@
 """The app's handlers, called directly as Gradio would call them."""
 
 import gradio as gr
+import numpy as np
 import pytest
 
 from worldsim import demo
@@ -37,3 +38,49 @@ def test_start_from_simulator_gives_the_reset_frame_and_its_start():
     assert np.array_equal(load_image(path), simulator_frames("cartpole", 7)[0])
     with pytest.raises(gr.Error, match="whole number"):
         demo.start_from_simulator("cartpole", -1)
+
+
+START = str(demo.ASSETS_DIR / "cartpole" / "reset_seed7.png")
+
+
+def test_action_buttons_append_and_merge_runs():
+    buttons = demo.action_buttons("cartpole")
+    assert [b.get("value") for b in buttons if b.get("visible")] == ["left", "right"]
+    text = ""
+    for token in ["right"] * 5 + ["left"]:
+        text = demo.append_action("cartpole", text, token)
+    assert text == "right*5 left"
+    assert demo.describe_actions("cartpole", text) == "right x5, left: 6 steps, 0.12 s of play."
+    assert "Unknown action 'jump'" in demo.describe_actions("cartpole", "left jump")
+
+
+def test_samples_differ_repeat_with_their_seed_and_come_with_an_uncertainty_panel():
+    _, summary, _, first = demo.rollout_video("cartpole", START, "right*20", "", samples=4, seed=1)
+    _, _, _, again = demo.rollout_video("cartpole", START, "right*20", "", samples=4, seed=1)
+    _, _, _, other = demo.rollout_video("cartpole", START, "right*20", "", samples=4, seed=2)
+    assert "4 samples with seed 1" in summary
+    assert (first.video == again.video).all()
+    assert (first.video != other.video).any()
+    assert first.video.shape[1] > 2 * 256 and first.video.shape[2] > 2 * 640  # a 2-column grid
+
+
+def test_compare_two_models_side_by_side_with_the_simulator():
+    path, summary = demo.compare_models("cartpole", "cartpole", START, "right*5", "seed 7")
+    assert path.endswith(".mp4")
+    assert "Mean PSNR against the simulator: cartpole" in summary
+
+
+def test_model_card_and_what_the_model_sees():
+    assert "Evaluation" in demo.model_card("cartpole") or "PSNR" in demo.model_card("cartpole")
+    seen, text = demo.model_input("cartpole", START, None)
+    assert seen.shape[0] >= 256  # enlarged
+    assert text.startswith("1 frame at 160x64") and "Looks like the training frames" in text
+
+
+def test_an_unfamiliar_upload_is_flagged(tmp_path):
+    from PIL import Image
+
+    noise = np.random.default_rng(0).integers(0, 256, (400, 600, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    _, text = demo.model_input("cartpole", str(tmp_path / "noise.png"), None)
+    assert "Unlike the training frames" in text

@@ -15,10 +15,13 @@ Syntax (one action = one environment step):
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -26,6 +29,8 @@ from worldsim.envs import EnvSpec, get_spec
 
 MAX_STEPS = 1000  # longest sequence parse_actions accepts unless told otherwise
 MAX_TEXT_CHARS = 20_000  # longer text is refused before any parsing work
+ACTION_FILE_TYPES = (".txt", ".json", ".csv", ".npy")
+MAX_ACTION_FILE_BYTES = 1_000_000
 
 # A token is a bracketed vector or a run of anything but separators, optionally followed by *N.
 _SEPARATORS = re.compile(r"[\s,]*")
@@ -210,3 +215,45 @@ def _is_number(value: object) -> bool:
 def _show(token: object) -> str:
     text = token if isinstance(token, str) else json.dumps(token, default=str)
     return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def read_action_file(path: str | Path, spec: EnvSpec | str, max_steps: int = MAX_STEPS) -> np.ndarray:
+    """Actions from a file: .txt (action text), .json (a list), .csv (one action per row: a name,
+    an index, or the values of a continuous action) or .npy (an int (T,) or float (T, D) array;
+    read without pickle). Raises ActionError saying what was wrong and what is accepted."""
+    spec = get_spec(spec) if isinstance(spec, str) else spec
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in ACTION_FILE_TYPES:
+        raise ActionError(f"Action files must be {', '.join(ACTION_FILE_TYPES)}; got {path.name!r}.")
+    size = path.stat().st_size
+    if size > MAX_ACTION_FILE_BYTES:
+        raise ActionError(f"Action file is {size:,} bytes; at most {MAX_ACTION_FILE_BYTES:,} are accepted.")
+    try:
+        if suffix == ".npy":
+            return parse_actions(np.load(path, allow_pickle=False), spec, max_steps)
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, ValueError) as error:  # not UTF-8, not an .npy, or a pickled object array
+        raise ActionError(f"Cannot read {path.name!r} as a {suffix} action file: {error}") from None
+    if suffix == ".csv":
+        rows = [[cell.strip() for cell in row if cell.strip()] for row in csv.reader(io.StringIO(text))]
+        rows = [row for row in rows if row]
+        try:
+            return _parse_csv_rows(rows, spec, max_steps)
+        except ActionError:
+            if len(rows) < 2:
+                raise
+            try:  # a header row ("action" or "steer,gas,brake")?
+                return _parse_csv_rows(rows[1:], spec, max_steps)
+            except ActionError:
+                pass
+            raise
+    if suffix == ".json" and not text.strip().startswith("["):
+        raise ActionError(f'{path.name!r}: a .json action file holds a list, e.g. ["left", "right"].')
+    return parse_actions(text, spec, max_steps)
+
+
+def _parse_csv_rows(rows: list[list[str]], spec: EnvSpec, max_steps: int) -> np.ndarray:
+    if spec.action_kind == "continuous" and spec.action_dim > 1:
+        return parse_actions(" ".join(f"[{','.join(row)}]" for row in rows), spec, max_steps)
+    return parse_actions(" ".join(cell for row in rows for cell in row), spec, max_steps)

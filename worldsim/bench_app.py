@@ -71,3 +71,54 @@ def run_app_benchmark(url: str, steps: int, repeats: int) -> float:
         f"(min {min(seconds):.2f}, max {max(seconds):.2f})"
     )
     return median
+
+
+# Counts the new frames the play view shows (each has its step number in its alt text), from
+# inside the page.
+_COUNT_FRAMES = """
+() => {
+  window.__frames = 0;
+  let last = null;
+  const view = document.getElementById("play-frame");
+  new MutationObserver(() => {
+    const image = document.getElementById("play-image");
+    if (image && image.alt !== last) { last = image.alt; window.__frames += 1; }
+  }).observe(view, {subtree: true, childList: true, attributes: true});
+}
+"""
+
+
+def measure_live_play(
+    url: str, seconds: float = 60.0, key_rate: float = 30.0, frame: Path = DEFAULT_FRAME
+) -> tuple[int, float]:
+    """Hold keys in the Play tab for `seconds` (key presses at `key_rate` per second, like a held
+    key's auto-repeat) and count the frames the page shows. Returns (frames, seconds)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_role("button", name="Roll out").wait_for(timeout=60_000)
+        page.locator("input[type=file]").first.set_input_files(str(frame))
+        page.get_by_role("tab", name="Play").click()
+        page.locator("#play-image").wait_for(timeout=30_000)  # the start frame is on screen
+        page.evaluate(_COUNT_FRAMES)
+        started = time.perf_counter()
+        presses = 0
+        while (elapsed := time.perf_counter() - started) < seconds:
+            # Sway: 10 presses one way, 10 the other, so the cart stays on screen.
+            page.keyboard.press("ArrowRight" if presses // 10 % 2 else "ArrowLeft")
+            presses += 1
+            time.sleep(max(0.0, presses / key_rate - (time.perf_counter() - started)))
+        page.wait_for_timeout(500)  # the last frames on their way
+        frames = page.evaluate("window.__frames")
+        browser.close()
+    return frames, elapsed
+
+
+def run_play_benchmark(url: str, seconds: float) -> float:
+    frames, elapsed = measure_live_play(url, seconds)
+    rate = frames / elapsed
+    print(f"live play: {frames} frames shown in {elapsed:.1f} s of held keys = {rate:.1f} frames/s")
+    return rate

@@ -11,6 +11,7 @@ checkpoints/cartpole/
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -18,13 +19,14 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from worldsim.card import read_card_inputs, render_model_card
-from worldsim.envs import ENV_SPECS
+from worldsim.familiarity import read_calibration
 from worldsim.hub import HubError, download, is_hub_id
 from worldsim.model import WorldModel, WorldModelConfig, build_model
 
 CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 MAX_CONFIG_BYTES = 1_000_000  # a config is a few hundred bytes; refuse to parse anything huge
 MAX_WEIGHTS_BYTES = 200_000_000  # shipped models are a few MB
+SHIPPED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # a folder of checkpoints/: no path can sneak in
 
 
 class CheckpointError(ValueError):
@@ -61,7 +63,7 @@ def resolve(name_or_path: str | Path) -> Path:
             return download(text)
         except HubError as error:
             raise CheckpointError(str(error)) from None
-    if text.lower() in ENV_SPECS and (CHECKPOINTS_DIR / text.lower()).is_dir():
+    if SHIPPED_NAME.fullmatch(text.lower()) and (CHECKPOINTS_DIR / text.lower() / "config.json").is_file():
         return CHECKPOINTS_DIR / text.lower()
     path = Path(text)
     if path.is_dir():
@@ -110,6 +112,7 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldM
         raise CheckpointError(f"{weights} is not a readable safetensors file: {error}") from None
     model = build_model(config)
     model.load_state_dict(state, strict=True)
+    model.calibration = read_calibration(folder)
     return model.to(device).eval()
 
 

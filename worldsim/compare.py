@@ -32,12 +32,13 @@ def per_step_psnr(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return psnr(to_float(torch.tensor(pred)), to_float(torch.tensor(true))).numpy()
 
 
-def side_by_side(panels: list[np.ndarray], labels: list[str]) -> np.ndarray:
+def side_by_side(panels: list[np.ndarray], labels: list[str], columns: int | None = None) -> np.ndarray:
     """Equal-size videos (T, h, w, 3) -> one video (T, H, W, 3), each panel under its label.
 
-    Panels are upscaled with nearest-neighbour so the short side reaches the video minimum, and
-    stacked across the short side (wide CartPole frames one above the other, square ones in a
-    row), so the result stays close to a screen's shape and the labels stay legible.
+    Panels are upscaled with nearest-neighbour so the short side reaches the video minimum. By
+    default they are stacked across the short side (wide CartPole frames one above the other,
+    square ones in a row), so the result stays close to a screen's shape and the labels stay
+    legible; `columns` lays them out in a grid instead (for many samples).
     """
     t, h, w, _ = panels[0].shape
     k = max(1, math.ceil(MIN_SHORT_SIDE / min(h, w)))
@@ -49,7 +50,16 @@ def side_by_side(panels: list[np.ndarray], labels: list[str]) -> np.ndarray:
         tile[:, :HEADER] = np.asarray(header)
         tile[:, HEADER:] = panel.repeat(k, axis=1).repeat(k, axis=2)
         tiles.append(tile)
-    axis = 1 if w > h else 2
+    if columns is None:
+        return _join(tiles, axis=1 if w > h else 2)
+    blank = np.full_like(tiles[0], 255)
+    tiles += [blank] * (-len(tiles) % columns)
+    rows = [_join(tiles[i : i + columns], axis=2) for i in range(0, len(tiles), columns)]
+    return _join(rows, axis=1)
+
+
+def _join(tiles: list[np.ndarray], axis: int) -> np.ndarray:
+    """Concatenate videos along an image axis (1: rows, 2: columns) with white gaps between."""
     gap_shape = list(tiles[0].shape)
     gap_shape[axis] = GAP
     gap = np.full(gap_shape, 255, np.uint8)
@@ -57,3 +67,11 @@ def side_by_side(panels: list[np.ndarray], labels: list[str]) -> np.ndarray:
     for tile in tiles[1:]:
         joined += [gap, tile]
     return np.concatenate(joined, axis=axis)
+
+
+def uncertainty(samples: np.ndarray, gain: float = 4.0) -> np.ndarray:
+    """Per-pixel spread of sampled videos (S, T, h, w, 3) -> video (T, h, w, 3): white where the
+    samples agree, deepening to blue where they disagree (standard deviation, amplified)."""
+    spread = samples.astype(np.float32).std(axis=0).max(axis=-1)
+    fade = 255 - np.clip(spread * gain, 0, 255).astype(np.uint8)
+    return np.stack([fade, fade, np.full_like(fade, 255)], axis=-1)

@@ -7,10 +7,13 @@ server goes on serving everyone else.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -18,18 +21,22 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from worldsim.actions import ActionError, accepted_actions, format_actions, parse_actions
-from worldsim.checkpoint import CHECKPOINTS_DIR, CheckpointError
-from worldsim.compare import difference, per_step_psnr, side_by_side
+from worldsim.actions import ActionError, accepted_actions, format_actions, parse_actions, read_action_file
+from worldsim.checkpoint import CHECKPOINTS_DIR, CheckpointError, resolve
+from worldsim.compare import difference, per_step_psnr, side_by_side, uncertainty
 from worldsim.envs import preprocess
+from worldsim.familiarity import familiarity
 from worldsim.hub import is_hub_id
-from worldsim.images import ACCEPTED_IMAGES, ImageError, load_image
+from worldsim.images import ACCEPTED_IMAGES, ImageError, load_clip, load_image
 from worldsim.model import WorldModel
+from worldsim.play import KEY_ROLES, PlaySession
 from worldsim.rollout import cached_model
+from worldsim.session import RolloutSession, SessionError
 from worldsim.simulator import SimulatorStart
 from worldsim.video import write_video
 
 MAX_ROLLOUT_STEPS = 300  # per request in the app: well under a second of CPU, 6 s of CartPole video
+MAX_SAMPLES = 8
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 VIDEO_DIR = Path(tempfile.gettempdir()) / "worldsim-videos"
 UNKNOWN_START = ""  # the simulator start of an uploaded frame: unknown
@@ -112,64 +119,234 @@ def start_from_simulator(model_name: str, seed: float | None):
     return str(path), str(start)
 
 
+# --- Start frames and actions --------------------------------------------------------------
+
+
+def clip_start(model_name: str, clip_path: str | None):
+    """A GIF/MP4 upload -> (its last frame for the Start frame box, the clip as context, no
+    simulator start)."""
+    if not clip_path:
+        return None, None, UNKNOWN_START
+    model = get_model(model_name)
+    try:
+        frames = load_clip(clip_path, model.config.context_frames)
+    except ImageError as error:
+        raise gr.Error(str(error)) from None
+    last = _new_video_path(".png")
+    Image.fromarray(frames[-1]).save(last)
+    return str(last), clip_path, UNKNOWN_START
+
+
+def model_input(model_name: str, start_frame: str | None, context_clip: str | None):
+    """What the model sees (its context frames after crop and resize, enlarged) and how familiar
+    the frame looks next to the training data."""
+    if not start_frame and not context_clip:
+        return None, ""
+    model = get_model(model_name)
+    try:
+        context = model.prepare_context(read_start(start_frame, context_clip, model))
+    except (ImageError, ValueError) as error:
+        return None, f"⚠️ {error}"
+    seen = np.concatenate(list(context), axis=1)
+    scale = max(1, 256 // seen.shape[0])
+    seen = seen.repeat(scale, axis=0).repeat(scale, axis=1)
+    frames = f"{len(context)} frame{'s' if len(context) > 1 else ''} at {context.shape[2]}x{context.shape[1]}"
+    return seen, f"{frames}. {familiarity_text(model, context[-1])}"
+
+
+def familiarity_text(model: WorldModel, frame: np.ndarray) -> str:
+    """One line: how well the model's autoencoder explains this frame, against held-out frames."""
+    check = familiarity(model, frame)
+    if check is None:
+        return "This checkpoint has no familiarity calibration."
+    if check.familiar:
+        return (
+            f"Looks like the training frames: reconstruction {check.psnr:.1f} dB "
+            f"(held-out frames: {check.threshold:.1f} dB or better in {check.coverage:.1%} of cases)."
+        )
+    return (
+        f"⚠️ **Unlike the training frames**: reconstruction {check.psnr:.1f} dB, below "
+        f"{check.coverage:.1%} of held-out frames ({check.threshold:.1f} dB). "
+        "Predictions from it may be meaningless."
+    )
+
+
+def describe_actions(model_name: str, actions: str) -> str:
+    """A live reading of the Actions box: 'right x5, left x5: 10 steps, 0.20 s of play.'"""
+    if not (actions or "").strip():
+        return ""
+    try:
+        spec = get_model(model_name).spec
+        return action_summary(parse_actions(actions, spec, max_steps=MAX_ROLLOUT_STEPS), spec)
+    except ActionError as error:
+        return f"⚠️ {error}"
+    except gr.Error:
+        return ""
+
+
+MAX_BUTTONS = 6  # most action buttons any environment shows (Pong has 6 actions)
+
+
+def action_buttons(model_name: str) -> list:
+    """Buttons that append an action: one per action name, or the continuous presets."""
+    try:
+        spec = get_model(model_name).spec
+    except gr.Error:
+        return [gr.update(visible=False)] * MAX_BUTTONS
+    if spec.action_kind == "discrete":
+        tokens = list(spec.action_names)
+    else:
+        tokens = list(dict.fromkeys(spec.play_keys.values()))
+    tokens = tokens[:MAX_BUTTONS]
+    return [gr.update(value=token, visible=True) for token in tokens] + [gr.update(visible=False)] * (
+        MAX_BUTTONS - len(tokens)
+    )
+
+
+def append_action(model_name: str, actions: str, token: str) -> str:
+    """Add one action to the Actions box; runs merge, so five clicks on right read 'right*5'."""
+    spec = get_model(model_name).spec
+    text = f"{actions or ''} {token}".strip()
+    try:
+        return format_actions(parse_actions(text, spec, max_steps=MAX_ROLLOUT_STEPS), spec)
+    except ActionError:
+        return text  # leave the user's text alone; the summary line says what is wrong with it
+
+
+def actions_from_file(model_name: str, path: str | None) -> str:
+    """An uploaded .txt/.json/.csv/.npy action file -> action text in the Actions box."""
+    if not path:
+        return gr.skip()
+    spec = get_model(model_name).spec
+    try:
+        return format_actions(read_action_file(path, spec, max_steps=MAX_ROLLOUT_STEPS), spec)
+    except ActionError as error:
+        raise gr.Error(str(error)) from None
+
+
+@dataclass
+class Rollout:
+    """The last video of a browser tab: what made it (to save as a session) and its frames (for
+    the GIF export and the frame scrubber)."""
+
+    session: RolloutSession
+    video: np.ndarray  # uint8 (T+1, H, W, 3), the panels as shown
+    fps: float
+
+
 def rollout_video(
     model_name: str,
     start_frame: str | None,
     actions: str,
-    simulator_start: str | None = None,  # None keeps it optional for API clients
+    simulator_start: str | None = None,
+    samples: float = 1,
+    seed: float = 0,
+    context_clip: str | None = None,
     progress=gr.Progress(),  # noqa: B008 (gradio injects it)
 ):
-    """(model, start frame path, action text[, simulator start]) -> (mp4 path, summary, PSNR plot).
+    """Roll a world model forward from a start frame under an action sequence, into a video.
 
-    With a simulator start whose frame matches the upload, the video shows the model, the real
-    simulator stepped with the same actions, and their difference, side by side.
+    Args:
+        model_name: a shipped model (e.g. "cartpole") or a Hugging Face id "hf://owner/name".
+        start_frame: the start frame, an image file (PNG, JPEG, WebP or GIF) of the environment at any size.
+        actions: action text, e.g. "right*10 left*10": names or indices, TOKEN*N repeats, or a JSON list.
+        simulator_start: where the start frame came from, e.g. "seed 7"; the real simulator is then
+            shown beside the model. Empty for an uploaded frame.
+        samples: how many futures to sample (1 to 8), shown as a grid with their per-pixel spread.
+        seed: the random seed of the samples; the same seed gives the same video.
+        context_clip: optional GIF/MP4 whose last frames are the model's context instead of the frame.
+
+    Returns the MP4 path, a summary, the per-step PSNR table (or None) and the tab's last rollout.
     """
     model = get_model(model_name)
     spec = model.spec
-    if not start_frame:
+    if not start_frame and not context_clip:
         raise gr.Error(f"Upload a start frame first ({ACCEPTED_IMAGES}).")
     if not (actions or "").strip():
         raise gr.Error(f"Type some actions first, e.g. {spec.example_actions!r}.")
+    samples, seed = (
+        _whole_number(samples, "Samples", 1, MAX_SAMPLES),
+        _whole_number(seed, "Seed", 0, 2**31 - 1),
+    )
     started = time.perf_counter()
     try:
         parsed = parse_actions(actions, spec, max_steps=MAX_ROLLOUT_STEPS)
-        image = load_image(start_frame)
-        predicted = model.rollout(image, parsed, progress=progress.tqdm)
+        context = model.prepare_context(read_start(start_frame, context_clip, model))
         sim_start = SimulatorStart.parse(simulator_start)
+        predicted = model.rollout(context, parsed, seed=seed, num_samples=samples, progress=progress.tqdm)
     except (ActionError, ImageError, ValueError) as error:
         raise gr.Error(str(error)) from None
     imagined = time.perf_counter() - started
-    steps = len(parsed)
-    summary = (
-        f"`{format_actions(parsed, spec)}`: {steps} steps, {steps / spec.fps:.2f} s of play. "
-        f"Imagined in {imagined:.2f} s ({steps / max(imagined, 1e-9):,.0f} frames/s)"
-    )
-    truth = _simulator_truth(model, sim_start, parsed, predicted[0])
+    predicted = predicted if samples > 1 else predicted[None]  # (S, T+1, h, w, 3)
+    rate = len(parsed) * samples / max(imagined, 1e-9)
+    summary = f"{action_summary(parsed, spec)} Imagined in {imagined:.2f} s ({rate:,.0f} frames/s)"
+    panels, labels = [predicted[0]], ["model"]
+    if samples > 1:
+        panels = [*predicted, uncertainty(predicted)]
+        labels = [f"sample {i + 1}" for i in range(samples)] + ["uncertainty (spread)"]
+        spread = float(np.abs(predicted - predicted[:1]).max())
+        summary += (
+            f"; {samples} samples with seed {seed}"
+            if spread
+            else f"; this model is deterministic: its {samples} samples are identical"
+        )
+    truth = _simulator_truth(model, sim_start, parsed, predicted[0, 0])
     plot = None
     if truth is None:
-        video = predicted
         summary += (
             ". No simulator truth: this start frame has no known simulator state (use an example or "
-            "'Start from simulator' to see the real environment beside the model)."
+            "'Start from simulator' to see the real environment beside the model)"
             if sim_start is None
-            else f". The start frame is not the simulator's frame for {sim_start}: showing the model alone."
+            else f". The start frame is not the simulator's frame for {sim_start}: showing the model alone"
         )
     else:
-        video = side_by_side(
-            [predicted, truth, difference(predicted, truth)], ["model", "simulator", "|difference|"]
-        )
-        model_psnr = per_step_psnr(predicted[1:], truth[1:])  # step 0 is the start frame itself
+        panels.append(truth)
+        labels.append("simulator")
+        if samples == 1:
+            panels.append(difference(predicted[0], truth))
+            labels.append("|difference|")
+        model_psnr = per_step_psnr(predicted[0, 1:], truth[1:])  # step 0 is the start frame itself
         copy_psnr = per_step_psnr(np.repeat(truth[:1], len(truth) - 1, axis=0), truth[1:])
         plot = _psnr_table(model_psnr, copy_psnr)
         summary += (
             f"; beside the real simulator from {sim_start}: mean PSNR {model_psnr.mean():.1f} dB "
             f"(copying the start frame: {copy_psnr.mean():.1f} dB)"
         )
-    VIDEO_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(suffix=".mp4", dir=VIDEO_DIR, delete=False) as file:
-        path = write_video(video, file.name, spec.fps)
+    columns = None if len(panels) <= 3 else (2 if spec.width > spec.height else 4)
+    video = side_by_side(panels, labels, columns) if len(panels) > 1 else panels[0]
+    path = write_video(video, _new_video_path(".mp4"), spec.fps)
     summary += f". Video ready in {time.perf_counter() - started:.2f} s."
-    return str(path), summary, plot
+    session = RolloutSession(
+        model=model_name,
+        actions=format_actions(parsed, spec),
+        start_frames=list(context),
+        seed=seed,
+        samples=samples,
+        simulator_start=str(sim_start or ""),
+    )
+    return str(path), summary, plot, Rollout(session, video, spec.fps)
+
+
+def action_summary(parsed: np.ndarray, spec) -> str:
+    """'right x5, left x5: 10 steps, 0.20 s of play.'"""
+    runs = format_actions(parsed, spec).split(" ")
+    readable = ", ".join(run.replace("*", " x") for run in runs[:12]) + (", ..." if len(runs) > 12 else "")
+    return f"{readable}: {len(parsed)} steps, {len(parsed) / spec.fps:.2f} s of play."
+
+
+def read_start(start_frame: str | None, context_clip: str | None, model: WorldModel) -> list[np.ndarray]:
+    """The start as frames: the clip's last K frames when a clip was given, else the one image."""
+    if context_clip:
+        return load_clip(context_clip, model.config.context_frames)
+    if Path(start_frame).suffix.lower() in (".mp4", ".webm", ".mov"):  # API clients may send clips
+        return load_clip(start_frame, model.config.context_frames)
+    return [load_image(start_frame)]
+
+
+def _whole_number(value: float | None, name: str, low: int, high: int) -> int:
+    if value is None or value != int(value) or not low <= value <= high:
+        raise gr.Error(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
+    return int(value)
 
 
 def _simulator_truth(model: WorldModel, sim_start, actions, start_as_seen) -> np.ndarray | None:
@@ -195,3 +372,250 @@ def _psnr_table(model_psnr: np.ndarray, copy_psnr: np.ndarray) -> pd.DataFrame:
             "series": ["model"] * len(steps) + ["copy start frame"] * len(steps),
         }
     )
+
+
+# --- Exports: GIF, session file, single frames ---------------------------------------------
+
+
+def export_gif(rollout: Rollout | None) -> str:
+    if rollout is None:
+        raise gr.Error("Roll out a video first.")
+    return str(write_video(rollout.video, _new_video_path(".gif"), rollout.fps))
+
+
+def save_session(rollout: Rollout | None) -> str:
+    """A session.json that reproduces the last video exactly when loaded back."""
+    if rollout is None:
+        raise gr.Error("Roll out a video first.")
+    folder = Path(tempfile.mkdtemp(dir=_video_dir()))
+    return str(rollout.session.save(folder / "session.json"))
+
+
+def load_session(path: str | None):
+    """A session file -> (model, start frame, actions, simulator start, samples, seed) for the page."""
+    if not path:
+        raise gr.Error("Choose a session.json file.")
+    try:
+        session = RolloutSession.load(path)
+    except (SessionError, OSError) as error:
+        raise gr.Error(str(error)) from None
+    get_model(session.model)  # an unknown model fails here, before the page changes
+    start = _new_video_path(".png")
+    Image.fromarray(session.start_frames[-1]).save(start)
+    return session.model, str(start), session.actions, session.simulator_start, session.samples, session.seed
+
+
+def scrub(rollout: Rollout | None, step: float) -> np.ndarray:
+    """Frame `step` of the last video, for a single-frame PNG export."""
+    if rollout is None:
+        raise gr.Error("Roll out a video first.")
+    return rollout.video[int(min(max(step, 0), len(rollout.video) - 1))]
+
+
+def scrubber_range(rollout: Rollout | None):
+    steps = 0 if rollout is None else len(rollout.video) - 1
+    return gr.update(maximum=max(steps, 1), value=0), None if rollout is None else rollout.video[0]
+
+
+# --- Compare two models ---------------------------------------------------------------------
+
+
+def compare_models(
+    model_a: str,
+    model_b: str,
+    start_frame: str | None,
+    actions: str,
+    simulator_start: str | None = None,
+    context_clip: str | None = None,
+) -> tuple[str, str]:
+    """The same start and actions through two models of one environment, side by side (with the
+    real simulator when the start is known). Returns (MP4 path, summary)."""
+    first, second = get_model(model_a), get_model(model_b)
+    if first.spec.name != second.spec.name:
+        raise gr.Error(
+            f"Compare models of one environment: {model_a} is {first.spec.name}, "
+            f"{model_b} is {second.spec.name}."
+        )
+    if not start_frame and not context_clip:
+        raise gr.Error(f"Upload a start frame first ({ACCEPTED_IMAGES}).")
+    spec = first.spec
+    try:
+        parsed = parse_actions(actions, spec, max_steps=MAX_ROLLOUT_STEPS)
+        sim_start = SimulatorStart.parse(simulator_start)
+        videos = [
+            model.rollout(model.prepare_context(read_start(start_frame, context_clip, model)), parsed)
+            for model in (first, second)
+        ]
+    except (ActionError, ImageError, ValueError) as error:
+        raise gr.Error(str(error)) from None
+    panels, labels = videos, [model_a, model_b]
+    summary = action_summary(parsed, spec)
+    truth = _simulator_truth(first, sim_start, parsed, videos[0][0])
+    if truth is not None:
+        panels, labels = [*videos, truth], [*labels, "simulator"]
+        scores = [per_step_psnr(video[1:], truth[1:]).mean() for video in videos]
+        summary += (
+            f" Mean PSNR against the simulator: {model_a} {scores[0]:.1f} dB, {model_b} {scores[1]:.1f} dB."
+        )
+    path = write_video(side_by_side(panels, labels), _new_video_path(".mp4"), spec.fps)
+    return str(path), summary
+
+
+# --- Model card -----------------------------------------------------------------------------
+
+
+def model_card(model_name: str) -> str:
+    """The selected model's card (README.md) without its front matter."""
+    get_model(model_name)
+    try:
+        text = (resolve(model_name) / "README.md").read_text()
+    except (CheckpointError, OSError):
+        return f"{model_name} has no model card."
+    if text.startswith("---"):
+        text = text.split("---", 2)[2]
+    return text.strip()
+
+
+# --- Live play ------------------------------------------------------------------------------
+
+PLAY_SCALE = 4  # the play view draws model pixels this many times larger (crisp, no smoothing)
+
+
+def play_key(session: PlaySession | None, model_name: str, start_frame: str | None, role: str):
+    """A key press (role: left/right/up/down/space) steps the game; the first press starts it from
+    the start frame, and so does a press after the model changed."""
+    if session is None or session.model_name != model_name:
+        session = _new_play_session(model_name, start_frame)
+    action = session.model.spec.play_keys.get(role)
+    if action is None:
+        raise gr.Error(f"The {role} key does nothing in {session.model.spec.name}.")
+    try:
+        session.step(action)
+    except (ActionError, ValueError) as error:
+        raise gr.Error(str(error)) from None
+    return (*_play_view(session), session)
+
+
+def play_start_if_possible(model_name: str, start_frame: str | None):
+    """A new game whenever the start frame or the model changes; nothing to show without a frame."""
+    if not start_frame:
+        return "", gr.update(maximum=1, value=0), "Choose a start frame to play.", None
+    try:
+        session = _new_play_session(model_name, start_frame)
+    except gr.Error as error:
+        return "", gr.update(maximum=1, value=0), str(error), None
+    return (*_play_view(session), session)
+
+
+def play_seek(session: PlaySession | None, position: float):
+    """Show an earlier frame; the next key press branches from it."""
+    if session is None:
+        raise gr.Error("Press a key or 'Start playing' first.")
+    session.seek(int(position))
+    return (*_play_view(session), session)
+
+
+def play_undo(session: PlaySession | None):
+    if session is None:
+        raise gr.Error("Nothing to undo yet.")
+    session.undo()
+    return (*_play_view(session), session)
+
+
+def play_restart(session: PlaySession | None):
+    if session is None:
+        raise gr.Error("Nothing to restart yet.")
+    session.restart()
+    return (*_play_view(session), session)
+
+
+def play_save(session: PlaySession | None) -> str:
+    """The game up to the frame on screen as an MP4."""
+    if session is None or session.steps == 0:
+        raise gr.Error("Play a few steps first.")
+    return str(write_video(session.video_frames(), _new_video_path(".mp4"), session.model.spec.fps))
+
+
+def play_controls(model_name: str) -> list:
+    """One update per key role: the on-screen button shows what it does, or hides."""
+    try:
+        keys = get_model(model_name).spec.play_keys
+    except gr.Error:
+        keys = {}
+    return [
+        gr.update(value=f"{KEY_LABELS[role]} {keys[role]}", visible=True)
+        if role in keys
+        else gr.update(visible=False)
+        for role in KEY_ROLES
+    ]
+
+
+KEY_LABELS = {"left": "◀", "right": "▶", "up": "▲", "down": "▼", "space": "␣"}
+
+
+def _new_play_session(model_name: str, start_frame: str | None) -> PlaySession:
+    model = get_model(model_name)
+    if not start_frame:
+        raise gr.Error(f"Choose a start frame first ({ACCEPTED_IMAGES}, or 'Start from simulator').")
+    try:
+        return PlaySession.start(model, load_image(start_frame), model_name=model_name)
+    except (ImageError, ValueError) as error:
+        raise gr.Error(str(error)) from None
+
+
+def _play_view(session: PlaySession) -> tuple[str, dict, str]:
+    """(frame HTML, timeline update, status line) for the frame on screen."""
+    spec = session.model.spec
+    status = f"Step {session.position} of {session.steps}"
+    if text := session.actions_text():
+        status += f" · `{text}`"
+    timeline = gr.update(maximum=max(session.steps, 1), value=session.position)
+    return frame_html(session.frame, PLAY_SCALE, f"{spec.name} step {session.position}"), timeline, status
+
+
+def frame_html(frame: np.ndarray, scale: int, alt: str) -> str:
+    """An <img> of the frame as an inline PNG, scaled up without smoothing: no file per frame
+    (live play makes thousands) and a few kB per update."""
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="PNG", compress_level=1)
+    data = base64.b64encode(buffer.getvalue()).decode()
+    height, width = frame.shape[:2]
+    return (
+        f'<img id="play-image" alt="{alt}" src="data:image/png;base64,{data}" '
+        f'width="{width * scale}" height="{height * scale}" style="image-rendering: pixelated; '
+        f'max-width: 100%; height: auto">'
+    )
+
+
+def _video_dir() -> Path:
+    VIDEO_DIR.mkdir(parents=True, exist_ok=True)
+    return VIDEO_DIR
+
+
+def _new_video_path(suffix: str) -> Path:
+    with tempfile.NamedTemporaryFile(suffix=suffix, dir=_video_dir(), delete=False) as file:
+        return Path(file.name)
+
+
+# Keys step the model while the Play tab is on screen and no text field has the focus: each
+# press clicks the on-screen button of its role (held keys repeat, about 30 presses/s; a press
+# that arrives while the last step is still on its way is dropped, so play never lags behind).
+PLAY_KEYS_SCRIPT = """
+<script>
+(() => {
+  const roles = {ArrowLeft: "left", a: "left", ArrowRight: "right", d: "right", ArrowUp: "up",
+                 w: "up", ArrowDown: "down", s: "down", " ": "space"};
+  document.addEventListener("keydown", (event) => {
+    const role = roles[event.key.length === 1 ? event.key.toLowerCase() : event.key];
+    if (!role || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest("input, textarea, select, [contenteditable='true']")) return;
+    const view = document.getElementById("play-frame");
+    if (!view || view.offsetParent === null) return;
+    const button = document.getElementById("play-" + role);
+    if (!button || button.offsetParent === null) return;
+    event.preventDefault();
+    button.click();
+  });
+})();
+</script>
+"""

@@ -67,12 +67,18 @@ class EnvSpec:
     # theta + 2 pi look the same): (N, S) states -> (N, P). Training supervises the first P latent
     # dims with it; None means no such help.
     visible_pose: Callable[[np.ndarray], np.ndarray] | None = None
+    # The full simulator state as smooth features (angles as sin/cos, velocities as they are):
+    # (N, S) states -> (N, F). Models with state dynamics step these; None: the env has none.
+    dynamics_state: Callable[[np.ndarray], np.ndarray] | None = None
     # Steps past `terminated` that collection keeps stepping, so models learn what follows
     # (CartPole: the pole falls over and the cart drives off), since users will ask for it.
     steps_after_termination: int = 0
     # Collection policies (names in data.POLICIES) and each one's share of the episodes.
     collect_policies: tuple[tuple[str, float], ...] = (("random", 1.0),)
     example_actions: str = ""  # a sequence that shows the dynamics off, for docs and the app
+    # Live play: which action each key stands for. Keys are the roles "left", "right", "up",
+    # "down" (arrows or WASD) and "space"; values are action text, e.g. "fire" or "[0,1,0]".
+    play_keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_actions(self) -> int:
@@ -116,6 +122,20 @@ def _mountaincar_pose(states: np.ndarray) -> np.ndarray:
     return states[..., 0:1]
 
 
+def _with_angles(*angle_columns: int) -> Callable[[np.ndarray], np.ndarray]:
+    """State features: each angle column becomes its sin and cos (no jump where it wraps, and
+    no drift when a pole spins round), the other columns stay as they are."""
+
+    def features(states: np.ndarray) -> np.ndarray:
+        parts = []
+        for column in range(states.shape[-1]):
+            value = states[..., column : column + 1]
+            parts += [np.sin(value), np.cos(value)] if column in angle_columns else [value]
+        return np.concatenate(parts, axis=-1)
+
+    return features
+
+
 ENV_SPECS: dict[str, EnvSpec] = {
     spec.name: spec
     for spec in [
@@ -133,9 +153,11 @@ ENV_SPECS: dict[str, EnvSpec] = {
             width=160,
             state_attr="state",
             visible_pose=_cartpole_pose,
+            dynamics_state=_with_angles(2),  # x, x velocity, pole angle, angular velocity
             steps_after_termination=40,
             collect_policies=(("random", 0.35), ("sticky", 0.15), ("balance", 0.5)),
             example_actions="right*10 left*10 right*10",
+            play_keys={"left": "left", "right": "right"},
         ),
         EnvSpec(
             name="acrobot",
@@ -148,8 +170,10 @@ ENV_SPECS: dict[str, EnvSpec] = {
             width=64,
             state_attr="state",
             visible_pose=_angles(0, 1),
+            dynamics_state=_with_angles(0, 1),  # two joint angles and their velocities
             collect_policies=(("random", 0.5), ("sticky", 0.5)),
             example_actions="left*10 right*10 left*10",
+            play_keys={"left": "left", "right": "right", "space": "none"},
         ),
         EnvSpec(
             name="pendulum",
@@ -165,8 +189,10 @@ ENV_SPECS: dict[str, EnvSpec] = {
             width=64,
             state_attr="state",
             visible_pose=_angles(0),
+            dynamics_state=_with_angles(0),  # angle and angular velocity
             collect_policies=(("random", 0.5), ("sticky", 0.5)),
             example_actions="2*10 -2*10 0*10",
+            play_keys={"left": "2", "right": "-2", "space": "0"},  # +torque turns anticlockwise
         ),
         EnvSpec(
             name="mountaincar",
@@ -178,8 +204,10 @@ ENV_SPECS: dict[str, EnvSpec] = {
             width=96,
             state_attr="state",
             visible_pose=_mountaincar_pose,
+            dynamics_state=_with_angles(),  # position and velocity, as they are
             collect_policies=(("random", 0.3), ("sticky", 0.7)),  # held pushes climb the hills
             example_actions="left*20 right*40",
+            play_keys={"left": "left", "right": "right", "space": "none"},
         ),
         EnvSpec(
             name="breakout",
@@ -192,6 +220,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             height=96,  # multiples of 16 for the model; 96 keeps the 1-px ball
             width=96,
             example_actions="fire right*10 left*10",
+            play_keys={"left": "left", "right": "right", "space": "fire", "down": "noop"},
         ),
         EnvSpec(
             name="pong",
@@ -204,6 +233,8 @@ ENV_SPECS: dict[str, EnvSpec] = {
             height=96,  # multiples of 16 for the model; 96 keeps the 1-px ball
             width=96,
             example_actions="noop*10 right*10 left*10",
+            # Pong's "right" moves the paddle up the screen, "left" down.
+            play_keys={"up": "right", "down": "left", "space": "noop"},
         ),
         EnvSpec(
             name="carracing",
@@ -217,6 +248,13 @@ ENV_SPECS: dict[str, EnvSpec] = {
             height=64,
             width=64,
             example_actions="[0,1,0]*20 [-1,0.5,0]*10",
+            play_keys={
+                "left": "[-1,0.3,0]",
+                "right": "[1,0.3,0]",
+                "up": "[0,1,0]",
+                "down": "[0,0,0.8]",
+                "space": "[0,0,0]",
+            },
         ),
     ]
 }

@@ -14,7 +14,14 @@ import tempfile
 from pathlib import Path
 
 HUB_PREFIX = "hf://"
-CHECKPOINT_FILES = ["config.json", "model.safetensors", "README.md", "training.json", "metrics.json"]
+CHECKPOINT_FILES = [
+    "config.json",
+    "model.safetensors",
+    "README.md",
+    "training.json",
+    "metrics.json",
+    "calibration.json",
+]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
 

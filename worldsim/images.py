@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,50 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
             f"Image is {array.shape[1]}x{array.shape[0]}; both sides must be at least {MIN_SIDE} px."
         )
     return _pil_to_rgb(Image.fromarray(array)) if array.shape[2] == 4 else np.ascontiguousarray(array)
+
+
+CLIP_TYPES = (".gif", ".webp", ".mp4", ".webm", ".mov")
+MAX_CLIP_FRAMES = 3000  # read at most this many frames of a clip (a minute at 50 fps)
+
+
+def load_clip(path: str | Path, keep: int) -> list[np.ndarray]:
+    """The last `keep` frames of a short clip (animated GIF/WebP, or MP4/WebM/MOV through ffmpeg)
+    as RGB uint8 arrays, oldest first: the context a model starts from."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in CLIP_TYPES:
+        raise ImageError(f"Clips must be {', '.join(CLIP_TYPES)}; got {path.name!r}.")
+    read = _last_pil_frames if suffix in (".gif", ".webp") else _last_video_frames
+    frames = read(path, keep)
+    if not frames:
+        raise ImageError(f"{path.name!r} holds no frames.")
+    return frames
+
+
+def _last_pil_frames(path: Path, keep: int) -> list[np.ndarray]:
+    frames = deque([load_image(path)], maxlen=keep)  # size checks; a clear error for a non-image
+    with Image.open(path) as image:
+        for index in range(1, min(getattr(image, "n_frames", 1), MAX_CLIP_FRAMES)):
+            image.seek(index)
+            frames.append(_pil_to_rgb(image.convert("RGBA")))
+    return list(frames)
+
+
+def _last_video_frames(path: Path, keep: int) -> list[np.ndarray]:
+    import imageio_ffmpeg
+
+    frames: deque[np.ndarray] = deque(maxlen=keep)
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        width, height = next(reader)["size"]
+        if width * height > MAX_IMAGE_PIXELS or min(width, height) < MIN_SIDE:
+            raise ImageError(f"Clip frames are {width}x{height}; that size is not accepted.")
+        for _, raw in zip(range(MAX_CLIP_FRAMES), reader, strict=False):
+            frames.append(np.frombuffer(raw, np.uint8).reshape(height, width, 3))
+        reader.close()
+    except (OSError, RuntimeError, StopIteration, KeyError) as error:
+        raise ImageError(f"Cannot read {path.name!r} as a video clip ({error}).") from None
+    return list(frames)
 
 
 def _short(error: Exception) -> str:

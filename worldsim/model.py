@@ -35,7 +35,7 @@ from torch import nn
 
 from worldsim.envs import EnvSpec, get_spec, preprocess
 
-CONFIG_FORMAT_VERSION = 1
+CONFIG_FORMAT_VERSION = 2
 # Frames decoded per pass when imagining a whole sequence. Batching the decoder over time is the
 # biggest CPU speed-up (CartPole, batch 1: 186 -> 440 frames/s); much larger passes get slower
 # again (memory bound), see docs/performance.md.
@@ -60,6 +60,12 @@ class WorldModelConfig:
     pose_dims: int = 0  # leading latent dims supervised by the simulator's visible state
     pose_mean: list[float] = field(default_factory=list)  # normalisation of those state dims
     pose_std: list[float] = field(default_factory=list)
+    # "gru": a GRU steps the latent (any env). "state": an MLP steps the simulator's state,
+    # estimated from the start frames, and the latent is read out from it (envs with a state).
+    dynamics: str = "gru"
+    state_dims: int = 0  # size of the spec's dynamics_state features
+    state_mean: list[float] = field(default_factory=list)  # their normalisation
+    state_std: list[float] = field(default_factory=list)
     format_version: int = CONFIG_FORMAT_VERSION
 
     def __post_init__(self):
@@ -79,6 +85,14 @@ class WorldModelConfig:
                 raise ValueError(f"{name} must be an integer in 1..4096, got {value!r}")
         if self.height % 16 or self.width % 16:
             raise ValueError(f"height and width must be multiples of 16, got {self.height}x{self.width}")
+        if self.dynamics not in DYNAMICS_KINDS:
+            raise ValueError(f"dynamics must be one of {sorted(DYNAMICS_KINDS)}, got {self.dynamics!r}")
+        if self.dynamics == "state" and not (
+            0 < self.state_dims == len(self.state_mean) == len(self.state_std)
+        ):
+            raise ValueError(
+                "state dynamics need state_dims > 0 and a state_mean and state_std of that length"
+            )
 
     @classmethod
     def for_env(cls, spec: EnvSpec, **overrides) -> WorldModelConfig:
@@ -118,18 +132,25 @@ class WorldModelConfig:
 
 
 # format_version N -> a function turning an N config dict into an N+1 one. Version 1 is the first.
-CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {}
+CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
+    1: lambda data: {**data, "format_version": 2},  # 2 added state dynamics; 1 was all GRU
+}
 
 
 @dataclass
 class LatentState:
-    """Where a batch of imagined worlds stands: latent frame z (B, Z) and recurrent state h (B, H),
-    plus the reference frame (B, 3, H, W) it is drawn over and that frame's latent (B, Z)."""
+    """Where a batch of imagined worlds stands: latent frame z (B, Z) and dynamics state h (GRU
+    state, or the normalised simulator state), plus the reference frame (B, 3, H, W) it is drawn
+    over and that frame's latent (B, Z). `offset` carries the state dynamics' start correction."""
 
     z: torch.Tensor
     h: torch.Tensor
     ref_z: torch.Tensor | None = None
     ref: torch.Tensor | None = None
+    offset: torch.Tensor | None = None
+
+    def next(self, z: torch.Tensor, h: torch.Tensor) -> LatentState:
+        return LatentState(z=z, h=h, ref_z=self.ref_z, ref=self.ref, offset=self.offset)
 
 
 class ConvEncoder(nn.Module):
@@ -186,41 +207,105 @@ class ConvDecoder(nn.Module):
         return self.net(self.project(z).view(-1, *self.grid))
 
 
+def action_embedding(config: WorldModelConfig) -> nn.Module:
+    """A lookup table for discrete actions, a linear map for continuous ones."""
+    if config.action_kind == "discrete":
+        return nn.Embedding(config.num_actions, config.action_embed_dim)
+    return nn.Linear(config.num_actions, config.action_embed_dim)
+
+
+def embed_actions(embedding: nn.Module, actions: torch.Tensor) -> torch.Tensor:
+    """(B,) int64 discrete or (B, D) continuous actions -> (B, action_embed_dim)."""
+    return embedding(actions if isinstance(embedding, nn.Embedding) else actions.float())
+
+
 class LatentDynamics(nn.Module):
     """GRU over latents: K context latents -> h; (z_t, a_t, h_t) -> (z_{t+1}, h_{t+1})."""
 
     def __init__(self, config: WorldModelConfig):
         super().__init__()
         z, hidden = config.latent_dim, config.hidden_dim
-        if config.action_kind == "discrete":
-            self.embed_action = nn.Embedding(config.num_actions, config.action_embed_dim)
-        else:
-            self.embed_action = nn.Linear(config.num_actions, config.action_embed_dim)
-        self.discrete = config.action_kind == "discrete"
+        self.embed_action = action_embedding(config)
         # Context enters as the last latent plus its differences to the earlier ones (velocity).
         self.init = nn.Sequential(nn.Linear(config.context_frames * z, hidden), nn.Tanh())
         self.cell = nn.GRUCell(z + config.action_embed_dim, hidden)
         self.delta = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, z))
 
-    def start(self, context: torch.Tensor) -> LatentState:
-        """context (B, K, Z), oldest first -> state at the last context frame."""
-        last = context[:, -1]
-        differences = last[:, None] - context[:, :-1]  # (B, K-1, Z); zeros for a single frame
-        features = torch.cat([last, differences.flatten(1)], dim=1)
-        return LatentState(z=last, h=self.init(features))
+    def start(self, context: torch.Tensor, noise: torch.Tensor | None = None) -> LatentState:
+        """context (B, K, Z), oldest first -> state at the last context frame. A GRU does not
+        sample: `noise` is ignored."""
+        return LatentState(z=context[:, -1], h=self.init(context_features(context)))
 
     def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
         """actions: (B,) int64 for discrete, (B, D) float for continuous."""
-        action = self.embed_action(actions if self.discrete else actions.float())
-        h = self.cell(torch.cat([state.z, action], dim=1), state.h)
-        return LatentState(z=state.z + self.delta(h), h=h, ref_z=state.ref_z, ref=state.ref)
+        h = self.cell(torch.cat([state.z, embed_actions(self.embed_action, actions)], dim=1), state.h)
+        return state.next(z=state.z + self.delta(h), h=h)
+
+
+def context_features(context: torch.Tensor) -> torch.Tensor:
+    """(B, K, Z) -> (B, K*Z): the last latent and its differences to the earlier ones (motion;
+    zeros when the context is one repeated frame)."""
+    last = context[:, -1]
+    return torch.cat([last, (last[:, None] - context[:, :-1]).flatten(1)], dim=1)
+
+
+def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(inputs, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, outputs)
+    )
+
+
+class StateDynamics(nn.Module):
+    """Dynamics in the simulator's own state space (CartPole: position, velocity, angle, angular
+    velocity), learned from recorded states:
+
+        K context latents --estimate--> s_0 ~ N(mean, std)   (one frame hides the velocities:
+                                                               the spread says how much)
+        s_{t+1} = s_t + transition(s_t, a_t)                  (smooth physics, an MLP learns it
+                                                               far more precisely than a GRU
+                                                               learns it through pixels)
+        z_t = z_0 + readout(s_t) - readout(s_0)               (the frame's latent, anchored on
+                                                               the start frame's own latent)
+
+    Sampling draws s_0 from the estimate: different velocities, different plausible futures.
+    """
+
+    def __init__(self, config: WorldModelConfig):
+        super().__init__()
+        z, hidden, s = config.latent_dim, config.hidden_dim, config.state_dims
+        self.embed_action = action_embedding(config)
+        self.estimate = _mlp(config.context_frames * z, hidden, 2 * s)  # mean and log std
+        self.transition = _mlp(s + config.action_embed_dim, hidden, s)
+        self.readout = _mlp(s, hidden, z)
+
+    def estimate_state(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """context (B, K, Z) -> mean and log std (B, S) of the normalised state at the last frame."""
+        mean, log_std = self.estimate(context_features(context)).chunk(2, dim=1)
+        return mean, log_std.clamp(-7, 2)
+
+    def start(self, context: torch.Tensor, noise: torch.Tensor | None = None) -> LatentState:
+        """`noise` (B, S), standard normal, draws the start state; None takes the mean."""
+        mean, log_std = self.estimate_state(context)
+        state = mean if noise is None else mean + noise * log_std.exp()
+        return self.start_from(context[:, -1], state)
+
+    def start_from(self, z: torch.Tensor, state: torch.Tensor) -> LatentState:
+        return LatentState(z=z, h=state, offset=z - self.readout(state))
+
+    def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
+        s = state.h + self.transition(torch.cat([state.h, embed_actions(self.embed_action, actions)], dim=1))
+        return state.next(z=state.offset + self.readout(s), h=s)
+
+
+DYNAMICS_KINDS = {"gru": LatentDynamics, "state": StateDynamics}
 
 
 class WorldModel(nn.Module):
     """What every worldsim model is: an environment you can imagine in, batched.
 
     Subclasses implement three steps on float tensors in [0, 1]:
-        start(context (B, K, 3, H, W)) -> state      from 1..K start frames, oldest first
+        start(context (B, K, 3, H, W), sample) -> state  from 1..K start frames, oldest first;
+                                                     sample=True draws what the frames leave open
         step(state, actions (B,) or (B, D)) -> state one environment step
         render(state) -> frames (B, 3, H, W)
     and inherit `imagine` (uint8 in, uint8 out, batched) and `rollout` (any image, action text).
@@ -230,8 +315,9 @@ class WorldModel(nn.Module):
         super().__init__()
         self.config = config
         self.spec = get_spec(config.env)
+        self.calibration: dict | None = None  # familiarity of uploads, see worldsim.familiarity
 
-    def start(self, context: torch.Tensor):
+    def start(self, context: torch.Tensor, sample: bool = False):
         raise NotImplementedError
 
     def step(self, state, actions: torch.Tensor):
@@ -257,12 +343,15 @@ class WorldModel(nn.Module):
         return np.stack([preprocess(np.asarray(frame), self.spec) for frame in frames])
 
     @torch.inference_mode()
-    def imagine(self, context: np.ndarray, actions: np.ndarray, progress=None) -> np.ndarray:
+    def imagine(
+        self, context: np.ndarray, actions: np.ndarray, progress=None, sample: bool = False
+    ) -> np.ndarray:
         """Batched rollout: context uint8 (B, K, h, w, 3) at model resolution, actions (B, T, ...)
-        -> uint8 (B, T+1, h, w, 3), frame 0 being the last context frame."""
+        -> uint8 (B, T+1, h, w, 3), frame 0 being the last context frame. With `sample`, each
+        row draws its own future (torch's RNG) where the model can sample."""
         batch = torch.tensor(context, dtype=torch.uint8, device=self.device)
         action_tensor = torch.as_tensor(actions, device=self.device)
-        state = self.start(to_float(batch))
+        state = self.start(to_float(batch), sample=sample)
         states = []
         for t in range(action_tensor.shape[1]):  # stepping is cheap; drawing is the work
             state = self.step(state, action_tensor[:, t])
@@ -286,8 +375,10 @@ class WorldModel(nn.Module):
 
         start: one RGB uint8 frame (H, W, 3) of any size, or up to K frames, oldest first.
         Returns uint8 (T+1, h, w, 3): frame 0 is the last start frame as the model sees it,
-        frame t the prediction after t actions. With num_samples > 1: (S, T+1, h, w, 3).
-        `seed` makes sampled models repeatable; a deterministic model returns identical samples.
+        frame t the prediction after t actions: the model's best guess. With num_samples > 1:
+        (S, T+1, h, w, 3), sample 0 the best guess and the others drawn from what the start
+        frames leave open (e.g. velocities one frame cannot show); `seed` makes them repeatable.
+        A model that cannot sample returns identical samples.
         """
         from worldsim.actions import parse_actions
 
@@ -295,7 +386,9 @@ class WorldModel(nn.Module):
         if seed is not None:
             torch.manual_seed(seed)
         context = np.repeat(self.prepare_context(start)[None], num_samples, axis=0)
-        video = self.imagine(context, np.repeat(parsed[None], num_samples, axis=0), progress)
+        video = self.imagine(
+            context, np.repeat(parsed[None], num_samples, axis=0), progress, sample=num_samples > 1
+        )
         return video[0] if num_samples == 1 else video
 
 
@@ -306,7 +399,7 @@ class LatentWorldModel(WorldModel):
         super().__init__(config)
         self.encoder = ConvEncoder(config)
         self.decoder = ConvDecoder(config)
-        self.dynamics = LatentDynamics(config)
+        self.dynamics = DYNAMICS_KINDS[config.dynamics](config)
         # Channels-last convolutions: 1.8x faster decoding on this CPU (docs/performance.md).
         self.to(memory_format=torch.channels_last)
 
@@ -319,14 +412,19 @@ class LatentWorldModel(WorldModel):
         mask = torch.sigmoid(out[:, 3:4])
         return mask * out[:, :3] + (1 - mask) * ref
 
-    def start(self, context: torch.Tensor) -> LatentState:
-        """context (B, K, 3, H, W) float in [0, 1], oldest first; K <= context_frames."""
+    def start(self, context: torch.Tensor, sample: bool = False) -> LatentState:
+        """context (B, K, 3, H, W) float in [0, 1], oldest first; K <= context_frames. With
+        `sample`, rows after the first draw their start state (state dynamics only)."""
         b, k = context.shape[:2]
         z = self.encode(context.flatten(0, 1)).view(b, k, -1)
         missing = self.config.context_frames - k
         if missing > 0:  # fewer frames than the model can take: repeat the oldest (velocity unknown)
             z = torch.cat([z[:, :1].expand(b, missing, -1), z], dim=1)
-        state = self.dynamics.start(z[:, -self.config.context_frames :])
+        noise = None
+        if sample and self.config.dynamics == "state":
+            noise = torch.randn(b, self.config.state_dims, device=z.device)
+            noise[0] = 0  # the first sample is the best guess
+        state = self.dynamics.start(z[:, -self.config.context_frames :], noise)
         state.ref_z, state.ref = z[:, -1], context[:, -1]  # encoded once, drawn over every step
         return state
 

@@ -16,23 +16,26 @@ import shlex
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from worldsim.checkpoint import load, save_checkpoint
 from worldsim.data import EpisodeData
 from worldsim.dataset import load_any_episodes
 from worldsim.envs import get_spec
+from worldsim.familiarity import calibrate, save_calibration
 from worldsim.metrics import psnr
 from worldsim.model import (
-    LatentDynamics,
+    DYNAMICS_KINDS,
     LatentWorldModel,
     WorldModelConfig,
     build_model,
+    embed_actions,
     pose_loss,
     to_float,
     weighted_frame_loss,
@@ -62,6 +65,7 @@ class TrainConfig:
     dynamics_batch_size: int = 64  # windows per step
     dynamics_lr: float = 1e-3  # peak learning rate, cosine decay
     dynamics_pose_weight: float = 10.0  # loss weight of the pose dims of z against the others
+    dynamics: str = "auto"  # "state" (step the simulator state) where the data has one, else "gru"
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
     # model
@@ -99,6 +103,10 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
     data = load_any_episodes(config.data, spec)
     train_eps, val_eps = split_episodes(data.num_episodes, config.val_fraction, rng)
     poses = visible_poses(spec, data)
+    states = state_features(spec, data)
+    dynamics_kind = config.dynamics if config.dynamics != "auto" else ("gru" if states is None else "state")
+    if dynamics_kind == "state" and states is None:
+        raise ValueError(f"{spec.name} data has no simulator states: use --dynamics gru.")
     command = command or "python -m worldsim train " + shlex.join(sys.argv[1:])
     if config.init_from:
         model = load(config.init_from, config.device)
@@ -135,19 +143,49 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             result = train_autoencoder(model, data, poses, train_frames, val_eps, config, rng)
         else:
             latents = encode_all(model, data.frames, config)
-            model.dynamics = LatentDynamics(model.config).to(config.device)  # always from scratch
-            result = train_dynamics(model, data, latents, train_eps, val_eps, config, rng)
+            model.config = replace(
+                model.config,
+                dynamics=dynamics_kind,
+                state_dims=0 if states is None else states.shape[1],
+                state_mean=[] if states is None else states.mean(0).tolist(),
+                state_std=[] if states is None else (states.std(0) + 1e-6).tolist(),
+            )
+            model.dynamics = DYNAMICS_KINDS[dynamics_kind](model.config).to(config.device)  # from scratch
+            normalised = None
+            if dynamics_kind == "state":
+                mean, std = np.array(model.config.state_mean), np.array(model.config.state_std)
+                normalised = torch.from_numpy(((states - mean) / std).astype(np.float32)).to(config.device)
+            result = train_dynamics(model, data, latents, normalised, train_eps, val_eps, config, rng)
         record[stage] = {**result, "minutes": (time.time() - stage_started) / 60}
         record["minutes"] = sum(record[s]["minutes"] for s in STAGES if s in record)
         save_checkpoint(model, config.out, training=record)
+    save_calibration(calibrate_on(model, data, train_eps, val_eps), config.out)
     print(f"saved {config.out}: {record['minutes']:.1f} minutes of training in all")
     return model
+
+
+def calibrate_on(
+    model: LatentWorldModel, data: EpisodeData, train_eps, val_eps, max_frames: int = 2000
+) -> dict:
+    """Familiarity calibration: held-out frames scored over the first training episode's first
+    frame (a reset frame, what most uploads resemble)."""
+    held_out = np.concatenate([_episode_indices(data, e) for e in (val_eps if len(val_eps) else train_eps)])
+    held_out = held_out[np.linspace(0, len(held_out) - 1, min(max_frames, len(held_out))).astype(int)]
+    reference = data.frames[data.episode_starts[train_eps[0]]]
+    return calibrate(model, data.frames[held_out], reference)
 
 
 def split_episodes(num_episodes: int, val_fraction: float, rng: np.random.Generator):
     order = rng.permutation(num_episodes)
     num_val = max(1, round(num_episodes * val_fraction)) if num_episodes > 1 else 0
     return np.sort(order[num_val:]), np.sort(order[:num_val])
+
+
+def state_features(spec, data: EpisodeData) -> np.ndarray | None:
+    """The spec's smooth simulator-state features of every frame, if the data recorded states."""
+    if spec.dynamics_state is None or data.states is None:
+        return None
+    return spec.dynamics_state(data.states).astype(np.float64)
 
 
 def visible_poses(spec, data: EpisodeData) -> np.ndarray | None:
@@ -339,6 +377,7 @@ class Windows:
         val = dynamics_windows(data, val_eps if len(val_eps) else train_eps, config.unroll)
         pick = rng.choice(len(val[0]), size=min(256, len(val[0])), replace=False)
         anchors = val[0][pick]
+        self.val_anchors = anchors
         self.val_batch = window_batch(latents, self.actions, anchors, val[1][pick], config, rng)
         self.val_frames = to_float(
             torch.from_numpy(data.frames[anchors[:, None] + np.arange(config.unroll + 1)])
@@ -358,30 +397,62 @@ def train_dynamics(
     model: LatentWorldModel,
     data: EpisodeData,
     latents: torch.Tensor,
+    states: torch.Tensor | None,
     train_eps: np.ndarray,
     val_eps: np.ndarray,
     config: TrainConfig,
     rng: np.random.Generator,
 ) -> dict:
-    """Stage 2: the GRU predicts `unroll` latents open-loop from the context; loss on all of them."""
+    """Stage 2: predict `unroll` latents open-loop from the context; loss on all of them. State
+    dynamics also learn from the recorded simulator states (normalised, (N, S))."""
     windows = Windows(data, latents, train_eps, val_eps, config, rng)
     weight = torch.ones(latents.shape[1], device=latents.device)
     weight[: model.config.pose_dims] = config.dynamics_pose_weight
 
     def batch_loss() -> torch.Tensor:
-        _, context, window_actions, targets = windows.sample(config.dynamics_batch_size, config, rng)
-        return windows.latent_loss(unroll_latents(model, context, window_actions), targets, weight)
+        anchors, context, window_actions, targets = windows.sample(config.dynamics_batch_size, config, rng)
+        loss = windows.latent_loss(unroll_latents(model, context, window_actions), targets, weight)
+        if states is not None:
+            loss = loss + state_losses(
+                model, windows, states, anchors, context, window_actions, targets, weight
+            )
+        return loss
 
     return fit(
         "dynamics",
         list(model.dynamics.parameters()),
         batch_loss,
-        lambda: evaluate_dynamics(model, windows, config),
+        lambda: evaluate_dynamics(model, windows, states, config),
         steps=config.dynamics_steps,
         lr=config.dynamics_lr,
         samples_per_step=config.dynamics_batch_size,
         val_every=config.val_every,
     )
+
+
+def state_losses(model, windows, states, anchors, context, actions, targets, weight) -> torch.Tensor:
+    """What the recorded states teach state dynamics directly, besides the end-to-end latent loss:
+    the start-state estimate (Gaussian likelihood: its spread is what sampling draws from), the
+    physics from the true start state, and the readout of latents from true states."""
+    dynamics = model.dynamics
+    steps = torch.arange(actions.shape[1])
+    start = states[torch.from_numpy(anchors)]
+    future = states[torch.from_numpy(anchors)[:, None] + 1 + steps[None]]  # (B, U, S)
+    mean, log_std = dynamics.estimate_state(context)
+    estimate = (0.5 * ((start - mean) / log_std.exp()) ** 2 + log_std).mean()
+    state, stepped = start, []
+    for t in range(actions.shape[1]):
+        state = state + dynamics.transition(
+            torch.cat([state, embed_actions(dynamics.embed_action, actions[:, t])], dim=1)
+        )
+        stepped.append(state)
+    physics = F.mse_loss(torch.stack(stepped, dim=1), future)
+    read = context[:, -1, None] + dynamics.readout(future) - dynamics.readout(start)[:, None]
+    return estimate + STATE_PHYSICS_WEIGHT * physics + windows.latent_loss(read, targets, weight)
+
+
+# Normalised state errors are small numbers next to latent errors; the physics must be precise.
+STATE_PHYSICS_WEIGHT = 10.0
 
 
 def unroll_latents(model: LatentWorldModel, context: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -395,12 +466,16 @@ def unroll_latents(model: LatentWorldModel, context: torch.Tensor, actions: torc
 
 
 @torch.no_grad()
-def evaluate_dynamics(model, windows: Windows, config) -> dict:
-    """Latent error, and PSNR of decoded predictions at a few horizons (model / copy baseline)."""
+def evaluate_dynamics(model, windows: Windows, states: torch.Tensor | None, config) -> dict:
+    """Latent error, and PSNR of decoded predictions at a few horizons (model / copy baseline);
+    for state dynamics also the RMSE of the estimated start state (normalised units)."""
     context, actions, targets = windows.val_batch
     val_frames = windows.val_frames
     predicted = unroll_latents(model, context, actions)
     result = {"latent_mse": float(windows.latent_loss(predicted, targets))}
+    if states is not None:
+        mean, _ = model.dynamics.estimate_state(context)
+        result["state_rmse"] = float(F.mse_loss(mean, states[torch.from_numpy(windows.val_anchors)]).sqrt())
     ref = val_frames[:, 0]
     for horizon in (1, 5, 10, config.unroll):
         if horizon <= config.unroll:
