@@ -335,6 +335,7 @@ def run_soak(
     files_before = count_files(folders)
     samples = [(0, rss_mb(pid))] if pid is not None else []
     results = []
+    exited_after = None
     folder = Path(tempfile.mkdtemp(prefix="worldsim-soak-"))
     try:
         requester = Requester(url, timeout, steps, folder / "downloads")
@@ -344,7 +345,11 @@ def run_soak(
             shutil.rmtree(folder / "downloads", ignore_errors=True)
             done = number + 1
             if pid is not None and (done % sample_every == 0 or done == requests):
-                samples.append((done, rss_mb(pid)))
+                try:
+                    samples.append((done, rss_mb(pid)))
+                except (OSError, ValueError):  # the server is gone: say so, not soak a dead port
+                    exited_after = done
+                    break
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     files_after = count_files(folders)
@@ -355,6 +360,7 @@ def run_soak(
         "steps": steps,
         "pid": pid,
         "failed": sum(r.outcome != "ok" for r in results),
+        "server_exited_after": exited_after,  # requests sent when the server pid was found gone
         "rss_mb": samples,  # (requests done, MiB)
         "temp_files_before": files_before,
         "temp_files_after": files_after,
@@ -376,6 +382,8 @@ def format_soak_report(report: dict) -> str:
         )
     else:
         lines.append("server RSS: unknown (no pid given or found; pass --pid)")
+    if report["server_exited_after"]:
+        lines.append(f"the server process was gone after {report['server_exited_after']} requests")
     for folder, before in report["temp_files_before"].items():
         lines.append(f"files in {folder}: {before} before, {report['temp_files_after'][folder]} after")
     return "\n".join(lines)
