@@ -6,11 +6,16 @@ Wiring only: every handler lives in worldsim.demo and is tested there.
 """
 
 import gradio as gr
+import torch
 
 from worldsim import demo as handlers
 from worldsim.actions import ACTION_FILE_TYPES
 from worldsim.images import CLIP_TYPES
 from worldsim.play import KEY_ROLES
+
+# One core per request, two requests at a time (concurrency_limit below): two requests each
+# spinning two threads on two cores made a 4 ms play step take 120 ms (docs/performance.md).
+torch.set_num_threads(1)
 
 models = handlers.picker_models()
 first_model = models[0] if models else None
@@ -23,7 +28,8 @@ When the start frame comes from the simulator (an example, or *Start from simula
 environment plays the same actions beside the model. **Play** steps the model live with your keys.
 """
 
-with gr.Blocks(title="worldsim") as demo:
+# Gradio keeps a copy of every video it serves: delete copies older than an hour, every 10 minutes.
+with gr.Blocks(title="worldsim", delete_cache=(600, 3600)) as demo:
     gr.Markdown(INTRO)
     rollout_state = gr.State(None)  # the tab's last video, for exports
     play_state = gr.State(None, time_to_live=1800)  # the tab's live game
@@ -36,13 +42,14 @@ with gr.Blocks(title="worldsim") as demo:
                     label="Load from the Hub", placeholder="hf://owner/name[@revision]", scale=2
                 )
             about = gr.Markdown(handlers.describe_model(first_model) if models else "No models shipped.")
-            start = gr.Image(
-                label="Start frame", type="filepath", sources=["upload", "clipboard"], height=220
+            start = handlers.start_frame_input(
+                label="Start frame", sources=["upload", "clipboard"], height=220, elem_id="start-frame"
             )
             clip = gr.File(
                 label="Or a start clip (its last frames are the context)",
                 file_types=list(CLIP_TYPES),
                 height=60,
+                elem_id="start-clip",
             )
             with gr.Row():
                 seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, scale=1)
@@ -55,64 +62,88 @@ with gr.Blocks(title="worldsim") as demo:
                 )
             with gr.Accordion("What the model sees", open=False):
                 seen = gr.Image(label="Model input", interactive=False, height=120)
-                familiarity = gr.Markdown()
-        with gr.Column(scale=3):
-            with gr.Tabs():
-                with gr.Tab("Roll out"):
-                    actions = gr.Textbox(label="Actions", placeholder="right*10 left*10 right*10", lines=2)
-                    action_summary = gr.Markdown()
+                familiarity = gr.Markdown(elem_id="familiarity")
+        with gr.Column(scale=3), gr.Tabs():
+            with gr.Tab("Roll out"):
+                actions = gr.Textbox(label="Actions", placeholder="right*10 left*10 right*10", lines=2)
+                action_summary = gr.Markdown(elem_id="action-summary")
+                with gr.Row():
+                    action_buttons = [
+                        gr.Button(visible=False, size="sm") for _ in range(handlers.MAX_BUTTONS)
+                    ]
+                with gr.Row():
+                    action_file = gr.File(
+                        label="Action file",
+                        file_types=list(ACTION_FILE_TYPES),
+                        height=60,
+                        scale=2,
+                        elem_id="action-file",
+                    )
+                    samples = gr.Slider(
+                        1,
+                        handlers.MAX_SAMPLES,
+                        value=1,
+                        step=1,
+                        label="Samples",
+                        scale=1,
+                        elem_id="samples",
+                    )
+                with gr.Row():
+                    roll = gr.Button("Roll out", variant="primary", scale=3)
+                    stop = gr.Button("Stop", variant="stop", scale=1)
+                video = gr.Video(
+                    label="Predicted video", autoplay=True, loop=True, height=420, elem_id="video"
+                )
+                summary = gr.Markdown(elem_id="summary")
+                psnr_plot = gr.LinePlot(
+                    x="step",
+                    y="PSNR (dB)",
+                    color="series",
+                    label="Model vs simulator, per step (higher is better)",
+                    height=260,
+                )
+                with gr.Accordion("Export", open=False):
                     with gr.Row():
-                        action_buttons = [gr.Button(visible=False, size="sm") for _ in range(handlers.MAX_BUTTONS)]
-                    with gr.Row():
-                        action_file = gr.File(
-                            label="Action file", file_types=list(ACTION_FILE_TYPES), height=60, scale=2
+                        gif_button = gr.Button("GIF")
+                        session_button = gr.Button("Session file")
+                        load_session_file = gr.File(
+                            label="Load a session",
+                            file_types=[".json"],
+                            height=60,
+                            elem_id="session-file",
                         )
-                        samples = gr.Slider(1, handlers.MAX_SAMPLES, value=1, step=1, label="Samples", scale=1)
-                    with gr.Row():
-                        roll = gr.Button("Roll out", variant="primary", scale=3)
-                        stop = gr.Button("Stop", variant="stop", scale=1)
-                    video = gr.Video(label="Predicted video", autoplay=True, loop=True, height=420)
-                    summary = gr.Markdown()
-                    psnr_plot = gr.LinePlot(
-                        x="step",
-                        y="PSNR (dB)",
-                        color="series",
-                        label="Model vs simulator, per step (higher is better)",
-                        height=260,
+                    export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
+                    scrubber = gr.Slider(0, 1, value=0, step=1, label="Frame")
+                    still = gr.Image(
+                        label="Frame (download as PNG)", format="png", interactive=False, elem_id="still"
                     )
-                    with gr.Accordion("Export", open=False):
-                        with gr.Row():
-                            gif_button = gr.Button("GIF")
-                            session_button = gr.Button("Session file")
-                            load_session_file = gr.File(label="Load a session", file_types=[".json"], height=60)
-                        export_file = gr.File(label="Download", interactive=False)
-                        scrubber = gr.Slider(0, 1, value=0, step=1, label="Frame")
-                        still = gr.Image(label="Frame (download as PNG)", format="png", interactive=False)
-                with gr.Tab("Play"):
-                    gr.Markdown(
-                        "Press **arrow keys / WASD / space** (or the buttons) to step the model from "
-                        "the start frame. Drag the timeline to go back; the next key branches from there."
-                    )
-                    play_view = gr.HTML(elem_id="play-frame", min_height=260)
-                    with gr.Row():
-                        key_buttons = {
-                            role: gr.Button(f"{handlers.KEY_LABELS[role]}", elem_id=f"play-{role}", size="sm")
-                            for role in KEY_ROLES
-                        }
-                    timeline = gr.Slider(0, 1, value=0, step=1, label="Timeline")
-                    play_status = gr.Markdown(elem_id="play-status")
-                    with gr.Row():
-                        play_restart = gr.Button("Restart", size="sm")
-                        play_undo = gr.Button("Undo", size="sm")
-                        play_save = gr.Button("Save as video", size="sm")
-                    play_video = gr.Video(label="Played video", height=260)
-                with gr.Tab("Compare models"):
-                    other_model = gr.Dropdown(models, value=first_model, label="Second model")
-                    compare = gr.Button("Compare", variant="primary")
-                    compare_video = gr.Video(label="Both models", autoplay=True, loop=True, height=420)
-                    compare_summary = gr.Markdown()
-                with gr.Tab("Model card"):
-                    card = gr.Markdown(handlers.model_card(first_model) if models else "")
+            with gr.Tab("Play"):
+                gr.Markdown(
+                    "Press **arrow keys / WASD / space** (or the buttons) to step the model from "
+                    "the start frame. Drag the timeline to go back; the next key branches from there."
+                )
+                play_view = gr.HTML(elem_id="play-frame", min_height=260)
+                with gr.Row():
+                    key_buttons = {
+                        role: gr.Button(f"{handlers.KEY_LABELS[role]}", elem_id=f"play-{role}", size="sm")
+                        for role in KEY_ROLES
+                    }
+                timeline = gr.Slider(0, 1, value=0, step=1, label="Timeline")
+                play_status = gr.Markdown(elem_id="play-status")
+                with gr.Row():
+                    play_restart = gr.Button("Restart", size="sm")
+                    play_undo = gr.Button("Undo", size="sm")
+                    play_save = gr.Button("Save as video", size="sm")
+                play_video = gr.Video(label="Played video", height=260)
+            with gr.Tab("Compare models"):
+                other_model = gr.Dropdown(models, value=first_model, label="Second model")
+                compare = gr.Button("Compare", variant="primary")
+                compare_video = gr.Video(
+                    label="Both models", autoplay=True, loop=True, height=420, elem_id="compare-video"
+                )
+                compare_summary = gr.Markdown(elem_id="compare-summary")
+            with gr.Tab("Model card"):
+                card = gr.Markdown(handlers.model_card(first_model) if models else "", elem_id="model-card")
     gr.Examples(
         examples=handlers.examples(),
         inputs=[model, start, actions, simulator_start],
@@ -179,7 +210,8 @@ with gr.Blocks(title="worldsim") as demo:
             handlers.play_key,
             [play_state, model, start, gr.State(role)],
             play_outputs,
-            api_name=f"play_{role}",
+            api_name=f"play_{role}",  # for scripts (loadtest); not an MCP tool: it keeps a game
+            api_visibility="undocumented",
             concurrency_limit=4,  # a step is a few milliseconds
         )
     timeline.release(handlers.play_seek, [play_state, timeline], play_outputs, **private)
@@ -206,6 +238,7 @@ LAUNCH = {
     "show_error": True,  # users read our messages, not "Error"
     "max_file_size": "20mb",
     "head": handlers.PLAY_KEYS_SCRIPT,
+    "mcp_server": True,  # /rollout and /compare as MCP tools at /gradio_api/mcp/sse
 }
 
 if __name__ == "__main__":

@@ -59,3 +59,33 @@ def test_bad_image_gets_our_message_and_the_server_keeps_serving(client, tmp_pat
         client.predict("cartpole", handle_file(str(fake)), "right", api_name="/rollout")
     video, _, _ = client.predict("cartpole", handle_file(START), "right*3", api_name="/rollout")
     assert imageio_ffmpeg.count_frames_and_secs(video)[0] == 4
+
+
+def test_readme_client_snippet(app_url, monkeypatch):
+    """The gradio_client example in the README runs as written (against this test's app)."""
+    import re
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    snippet = next(
+        block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "gradio_client" in block
+    )
+    monkeypatch.chdir(ROOT)
+    namespace: dict = {}
+    exec(snippet.replace("http://127.0.0.1:7860/", app_url), namespace)
+    assert namespace["mp4_path"].endswith(".mp4")
+    assert "4 samples with seed 0" in namespace["summary"]
+
+
+def test_rollout_is_an_mcp_tool_with_described_parameters(app_url):
+    import json
+    import urllib.request
+
+    schema = json.load(urllib.request.urlopen(app_url + "gradio_api/mcp/schema", timeout=10))
+    tools = {tool["name"]: tool for tool in schema}
+    rollout = next(tool for name, tool in tools.items() if "rollout" in name)
+    properties = rollout["inputSchema"]["properties"]
+    assert {"model_name", "start_frame", "actions"} <= set(properties)
+    assert "TOKEN*N" in properties["actions"]["description"]
+    assert not any("play" in name for name in tools)  # live play keeps a game: not a tool

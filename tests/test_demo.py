@@ -1,5 +1,7 @@
 """The app's handlers, called directly as Gradio would call them."""
 
+import re
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -55,9 +57,9 @@ def test_action_buttons_append_and_merge_runs():
 
 
 def test_samples_differ_repeat_with_their_seed_and_come_with_an_uncertainty_panel():
-    _, summary, _, first = demo.rollout_video("cartpole", START, "right*20", "", samples=4, seed=1)
-    _, _, _, again = demo.rollout_video("cartpole", START, "right*20", "", samples=4, seed=1)
-    _, _, _, other = demo.rollout_video("cartpole", START, "right*20", "", samples=4, seed=2)
+    _, summary, _, first = demo.rollout_video("cartpole-state", START, "right*20", "", samples=4, seed=1)
+    _, _, _, again = demo.rollout_video("cartpole-state", START, "right*20", "", samples=4, seed=1)
+    _, _, _, other = demo.rollout_video("cartpole-state", START, "right*20", "", samples=4, seed=2)
     assert "4 samples with seed 1" in summary
     assert (first.video == again.video).all()
     assert (first.video != other.video).any()
@@ -65,9 +67,11 @@ def test_samples_differ_repeat_with_their_seed_and_come_with_an_uncertainty_pane
 
 
 def test_compare_two_models_side_by_side_with_the_simulator():
-    path, summary = demo.compare_models("cartpole", "cartpole", START, "right*5", "seed 7")
+    path, summary = demo.compare_models("cartpole", "cartpole-state", START, "right*5", "seed 7")
     assert path.endswith(".mp4")
-    assert "Mean PSNR against the simulator: cartpole" in summary
+    assert re.search(
+        r"Mean PSNR against the simulator: cartpole \d+\.\d dB, cartpole-state \d+\.\d dB", summary
+    )
 
 
 def test_model_card_and_what_the_model_sees():
@@ -84,3 +88,9 @@ def test_an_unfamiliar_upload_is_flagged(tmp_path):
     Image.fromarray(noise).save(tmp_path / "noise.png")
     _, text = demo.model_input("cartpole", str(tmp_path / "noise.png"), None)
     assert "Unlike the training frames" in text
+
+
+def test_a_deterministic_model_says_its_samples_are_identical():
+    _, summary, _, rollout = demo.rollout_video("cartpole", START, "right*5", "", samples=2, seed=0)
+    assert "deterministic" in summary
+    assert (rollout.session.samples, rollout.session.seed) == (2, 0)

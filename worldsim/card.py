@@ -42,7 +42,14 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
         "## Model",
         "",
         f"- Kind: `{config['kind']}`: convolutional frame autoencoder (latent {config['latent_dim']}) "
-        f"with a GRU ({config['hidden_dim']} units) stepping the latent under each action.",
+        + (
+            f"with state dynamics: an MLP ({config['hidden_dim']} units) estimates the simulator's state "
+            f"({config['state_dims']} features) from the start frames, another steps it under each "
+            "action, and a third reads the frame latent out of it. Samples draw the start state "
+            "from the estimate's spread (velocities one frame cannot show)."
+            if config.get("dynamics") == "state"
+            else f"with a GRU ({config['hidden_dim']} units) stepping the latent under each action."
+        ),
         f"- Takes 1 to {config['context_frames']} start frames; frames are cropped "
         f"({_crop(spec)}) and resized to {config['height']}x{config['width']}.",
     ]

@@ -89,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     push_data.add_argument("--private", action="store_true", help="create the repo private")
     push_data.add_argument("--dry-run", action="store_true", help="only write the folder it would upload")
 
+    calibrate = commands.add_parser(
+        "calibrate", help="score held-out frames, so the app can warn about unfamiliar uploads"
+    )
+    calibrate.add_argument("--model", default="cartpole", help="checkpoint folder (shipped name or path)")
+    calibrate.add_argument("--data", default="", help="the model's training data; default data/<env>")
+    calibrate.add_argument(
+        "--seed", type=int, default=0, help="the training seed (it chose the held-out episodes)"
+    )
+    calibrate.add_argument("--val-fraction", type=float, default=0.05, help="the training's held-out share")
+
     snapshot = commands.add_parser("snapshot", help="save a real simulator frame, to use as a start frame")
     snapshot.add_argument("--env", default="cartpole", help="environment spec name")
     snapshot.add_argument("--seed", type=int, default=0, help="reset seed")
@@ -103,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench_app.add_argument("--url", default="http://127.0.0.1:7860/", help="a running app")
     bench_app.add_argument("--steps", type=int, default=60, help="actions per rollout")
     bench_app.add_argument("--repeats", type=int, default=5, help="timed runs after one warm-up")
+
+    bench_play = commands.add_parser("bench-play", help="live-play frames per second in headless Chromium")
+    bench_play.add_argument("--url", default="http://127.0.0.1:7860/", help="a running app")
+    bench_play.add_argument("--seconds", type=float, default=60.0, help="how long keys are held")
 
     loadtest = commands.add_parser(
         "loadtest", help="concurrent users sending rollouts and bad input to a running app"
@@ -177,6 +191,26 @@ def _run(args: argparse.Namespace, command: str) -> int:
 
         data = args.data or f"data/{args.env}"
         print(push_dataset(data, get_spec(args.env), args.repo, private=args.private, dry_run=args.dry_run))
+    elif args.command == "calibrate":
+        import numpy as np
+
+        from worldsim.checkpoint import load, resolve
+        from worldsim.dataset import load_any_episodes
+        from worldsim.familiarity import save_calibration
+        from worldsim.train import calibrate_on, split_episodes
+
+        folder, model = resolve(args.model), load(args.model)
+        data = load_any_episodes(args.data or f"data/{model.spec.name}", model.spec)
+        train_eps, val_eps = split_episodes(
+            data.num_episodes, args.val_fraction, np.random.default_rng(args.seed)
+        )
+        calibration = calibrate_on(model, data, train_eps, val_eps)
+        save_calibration(calibration, folder)
+        print(
+            f"{folder}: {calibration['coverage']:.0%} of {calibration['frames']} held-out frames "
+            f"reconstruct at {calibration['threshold_psnr']:.1f} dB or better "
+            f"(median {calibration['median_psnr']:.1f} dB)"
+        )
     elif args.command == "snapshot":
         from PIL import Image
 
@@ -193,6 +227,10 @@ def _run(args: argparse.Namespace, command: str) -> int:
         from worldsim.bench_app import run_app_benchmark
 
         run_app_benchmark(args.url, args.steps, args.repeats)
+    elif args.command == "bench-play":
+        from worldsim.bench_app import run_play_benchmark
+
+        run_play_benchmark(args.url, args.seconds)
     elif args.command in ("loadtest", "soak"):
         from worldsim import loadtest
 

@@ -141,7 +141,7 @@ class CollectConfig:
 
     env: str = "cartpole"  # environment spec name
     out: str = ""  # folder of shards; default data/<env> (kept out of git)
-    episodes: int = 600  # total episodes
+    episodes: int = 0  # total episodes; 0 takes the spec's collect_episodes (CartPole: 600)
     shard_episodes: int = 25  # episodes per shard file: the unit of resumption
     num_envs: int = 2  # sub-environments in the async vector env (one per core)
     seed: int = 0  # with num_envs, fixes every shard's content
@@ -149,6 +149,7 @@ class CollectConfig:
 
     def __post_init__(self):
         self.out = self.out or f"data/{self.env}"
+        self.episodes = self.episodes or get_spec(self.env).collect_episodes
 
 
 def shard_path(out: str | Path, index: int) -> Path:

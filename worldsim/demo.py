@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from worldsim.compare import difference, per_step_psnr, side_by_side, uncertaint
 from worldsim.envs import preprocess
 from worldsim.familiarity import familiarity
 from worldsim.hub import is_hub_id
-from worldsim.images import ACCEPTED_IMAGES, ImageError, load_clip, load_image
+from worldsim.images import ACCEPTED_IMAGES, MAX_IMAGE_PIXELS, ImageError, load_clip, load_image
 from worldsim.model import WorldModel
 from worldsim.play import KEY_ROLES, PlaySession
 from worldsim.rollout import cached_model
@@ -38,7 +39,8 @@ from worldsim.video import write_video
 MAX_ROLLOUT_STEPS = 300  # per request in the app: well under a second of CPU, 6 s of CartPole video
 MAX_SAMPLES = 8
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-VIDEO_DIR = Path(tempfile.gettempdir()) / "worldsim-videos"
+# Inside Gradio's own cache, so it serves our files in place instead of copying each one there.
+VIDEO_DIR = Path(gr.utils.get_upload_folder()) / "worldsim-videos"
 UNKNOWN_START = ""  # the simulator start of an uploaded frame: unknown
 # A start frame is the simulator's when, as the model sees them, the two agree to this PSNR:
 # a PNG round trip is exact and a JPEG (quality 85) screenshot scores 56 dB, while CartPole
@@ -60,14 +62,22 @@ def picker_models() -> list[str]:
 
 
 def examples() -> list[list[str]]:
-    """[model, start frame, actions, simulator start] rows from each assets/<model>/examples.json."""
+    """[model, start frame, actions, simulator start] rows for every shipped model, from
+    assets/<model>/examples.json or else its environment's assets/<env>/examples.json."""
     rows = []
     for model in shipped_models():
-        listing = ASSETS_DIR / model / "examples.json"
-        if listing.exists():
-            for example in json.loads(listing.read_text()):
-                frame = str(listing.parent / example["frame"])
-                rows.append([model, frame, example["actions"], example.get("start", UNKNOWN_START)])
+        env = json.loads((CHECKPOINTS_DIR / model / "config.json").read_text())["env"]
+        listing = next(
+            (
+                p
+                for p in (ASSETS_DIR / model / "examples.json", ASSETS_DIR / env / "examples.json")
+                if p.exists()
+            ),
+            None,
+        )
+        for example in json.loads(listing.read_text()) if listing else []:
+            frame = str(listing.parent / example["frame"])
+            rows.append([model, frame, example["actions"], example.get("start", UNKNOWN_START)])
     return rows
 
 
@@ -113,13 +123,33 @@ def start_from_simulator(model_name: str, seed: float | None):
     spec = get_model(model_name).spec
     start = SimulatorStart(int(seed))
     frame = start.frames(spec.name)[0]
-    VIDEO_DIR.mkdir(parents=True, exist_ok=True)
-    path = VIDEO_DIR / f"{spec.name}_seed{start.seed}.png"
+    path = _video_dir() / f"{spec.name}_seed{start.seed}.png"
     Image.fromarray(frame).save(path)
     return str(path), str(start)
 
 
 # --- Start frames and actions --------------------------------------------------------------
+
+
+def start_frame_input(**kwargs) -> gr.Image:
+    """The Start frame box: a gr.Image that hands the uploaded file to worldsim untouched
+    (image_mode=None keeps GIFs, 16-bit and EXIF for our loader) and turns a file Pillow cannot
+    open into our message instead of Gradio's "could not preprocess". (Wrapped on the instance:
+    a gr.Image subclass would make Gradio write a .pyi stub beside this module at import.)"""
+    image = gr.Image(type="filepath", image_mode=None, **kwargs)
+    preprocess = image.preprocess
+
+    def preprocess_or_explain(payload):
+        try:
+            return preprocess(payload)
+        except Image.DecompressionBombError:
+            raise gr.Error(f"Image is too large; at most {MAX_IMAGE_PIXELS:,} pixels are accepted.") from None
+        except (OSError, ValueError, SyntaxError):  # PIL's "cannot identify", truncation
+            name = getattr(payload, "orig_name", None) or "The upload"
+            raise gr.Error(f"{name} is not a readable image. Accepted: {ACCEPTED_IMAGES}.") from None
+
+    image.preprocess = preprocess_or_explain
+    return image
 
 
 def clip_start(model_name: str, clip_path: str | None):
@@ -380,15 +410,15 @@ def _psnr_table(model_psnr: np.ndarray, copy_psnr: np.ndarray) -> pd.DataFrame:
 def export_gif(rollout: Rollout | None) -> str:
     if rollout is None:
         raise gr.Error("Roll out a video first.")
-    return str(write_video(rollout.video, _new_video_path(".gif"), rollout.fps))
+    name = f"worldsim_{rollout.session.model.removeprefix('hf://').replace('/', '_')}"
+    return str(write_video(rollout.video, _new_video_path(".gif", name), rollout.fps))
 
 
 def save_session(rollout: Rollout | None) -> str:
     """A session.json that reproduces the last video exactly when loaded back."""
     if rollout is None:
         raise gr.Error("Roll out a video first.")
-    folder = Path(tempfile.mkdtemp(dir=_video_dir()))
-    return str(rollout.session.save(folder / "session.json"))
+    return str(rollout.session.save(_new_video_path(".json", "session")))
 
 
 def load_session(path: str | None):
@@ -588,13 +618,29 @@ def frame_html(frame: np.ndarray, scale: int, alt: str) -> str:
 
 
 def _video_dir() -> Path:
+    """VIDEO_DIR, after removing what is older than OUTPUT_TTL_S (Gradio serves its own copies
+    of our outputs from its cache, which `delete_cache` in app.py bounds)."""
     VIDEO_DIR.mkdir(parents=True, exist_ok=True)
+    global _last_prune
+    now = time.time()
+    if now - _last_prune > 60:  # at most once a minute
+        _last_prune = now
+        for entry in VIDEO_DIR.iterdir():
+            try:
+                if now - entry.stat().st_mtime > OUTPUT_TTL_S:
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            except OSError:  # another worker removed it first
+                pass
     return VIDEO_DIR
 
 
-def _new_video_path(suffix: str) -> Path:
-    with tempfile.NamedTemporaryFile(suffix=suffix, dir=_video_dir(), delete=False) as file:
-        return Path(file.name)
+OUTPUT_TTL_S = 900  # our videos, GIFs and session files live this long
+_last_prune = 0.0
+
+
+def _new_video_path(suffix: str, name: str = "worldsim") -> Path:
+    """A fresh file `name + suffix` in its own temporary folder: downloads get a readable name."""
+    return Path(tempfile.mkdtemp(dir=_video_dir())) / f"{name}{suffix}"
 
 
 # Keys step the model while the Play tab is on screen and no text field has the focus: each

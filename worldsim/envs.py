@@ -75,6 +75,7 @@ class EnvSpec:
     steps_after_termination: int = 0
     # Collection policies (names in data.POLICIES) and each one's share of the episodes.
     collect_policies: tuple[tuple[str, float], ...] = (("random", 1.0),)
+    collect_episodes: int = 600  # episodes `collect` gathers by default: ~100k frames
     example_actions: str = ""  # a sequence that shows the dynamics off, for docs and the app
     # Live play: which action each key stands for. Keys are the roles "left", "right", "up",
     # "down" (arrows or WASD) and "space"; values are action text, e.g. "fire" or "[0,1,0]".
@@ -171,6 +172,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             state_attr="state",
             visible_pose=_angles(0, 1),
             dynamics_state=_with_angles(0, 1),  # two joint angles and their velocities
+            collect_episodes=200,  # most run the full 500 steps
             collect_policies=(("random", 0.5), ("sticky", 0.5)),
             example_actions="left*10 right*10 left*10",
             play_keys={"left": "left", "right": "right", "space": "none"},

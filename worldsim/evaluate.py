@@ -87,6 +87,7 @@ def evaluate_model(
     """Run the evaluation, print the table, write docs/eval_<env>.{md,png,json}; return metrics."""
     model = load(model_name, device)
     spec = model.spec
+    name = resolve(model_name).name  # files are named by checkpoint: two cartpole models, two reports
     policies = [name for name, _ in spec.collect_policies if name != "sticky"] or ["random"]
     results: dict[str, dict[str, list[float]]] = {}
     for policy in policies:
@@ -114,11 +115,11 @@ def evaluate_model(
         "bars": bars,
         "markdown": markdown + "\n\n" + "\n".join(f"- {b}" for b in bars),
     }
-    (out / f"eval_{spec.name}.md").write_text(
-        f"# Evaluation: {spec.name}\n\n{metrics['markdown']}\n\n![plot](eval_{spec.name}.png)\n"
+    (out / f"eval_{name}.md").write_text(
+        f"# Evaluation: {name}\n\n{metrics['markdown']}\n\n![plot](eval_{name}.png)\n"
     )
-    (out / f"eval_{spec.name}.json").write_text(json.dumps(metrics, indent=1))
-    plot_results(results, spec, out / f"eval_{spec.name}.png")
+    (out / f"eval_{name}.json").write_text(json.dumps(metrics, indent=1))
+    plot_results(results, spec, out / f"eval_{name}.png")
     if update_card:
         save_checkpoint(model, resolve(model_name), metrics=metrics)
     return metrics

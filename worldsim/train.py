@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
 import sys
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
@@ -65,7 +67,7 @@ class TrainConfig:
     dynamics_batch_size: int = 64  # windows per step
     dynamics_lr: float = 1e-3  # peak learning rate, cosine decay
     dynamics_pose_weight: float = 10.0  # loss weight of the pose dims of z against the others
-    dynamics: str = "auto"  # "state" (step the simulator state) where the data has one, else "gru"
+    dynamics: str = "gru"  # "gru" (any env), "state" (step the simulator state: samples), "auto"
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
     # model
@@ -93,8 +95,12 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
     listed `stages`; the record then lists every command that made the checkpoint, in order.
     """
     torch.manual_seed(config.seed)
+    # Tiny values (a near-certain state estimate, Adam's moments) turn into denormal floats that
+    # x86 CPUs compute 10-100x slower; flushing them to zero changes no result that matters.
+    torch.set_flush_denormal(True)
     if config.threads:
         torch.set_num_threads(config.threads)
+    rank, world = _join_process_group(config.device)
     rng = np.random.default_rng(config.seed)
     spec = get_spec(config.env)
     stages = [stage.strip() for stage in config.stages.split(",") if stage.strip()]
@@ -102,9 +108,15 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         raise ValueError(f"Unknown training stage(s) {unknown}; stages are {', '.join(STAGES)}.")
     data = load_any_episodes(config.data, spec)
     train_eps, val_eps = split_episodes(data.num_episodes, config.val_fraction, rng)
+    if rank:  # every rank holds the same split and initial weights, and draws its own batches
+        rng = np.random.default_rng([config.seed, rank])
     poses = visible_poses(spec, data)
     states = state_features(spec, data)
     dynamics_kind = config.dynamics if config.dynamics != "auto" else ("gru" if states is None else "state")
+    if dynamics_kind not in DYNAMICS_KINDS:
+        raise ValueError(
+            f"--dynamics must be one of {', '.join(DYNAMICS_KINDS)} or auto, got {config.dynamics!r}."
+        )
     if dynamics_kind == "state" and states is None:
         raise ValueError(f"{spec.name} data has no simulator states: use --dynamics gru.")
     command = command or "python -m worldsim train " + shlex.join(sys.argv[1:])
@@ -158,10 +170,48 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             result = train_dynamics(model, data, latents, normalised, train_eps, val_eps, config, rng)
         record[stage] = {**result, "minutes": (time.time() - stage_started) / 60}
         record["minutes"] = sum(record[s]["minutes"] for s in STAGES if s in record)
-        save_checkpoint(model, config.out, training=record)
-    save_calibration(calibrate_on(model, data, train_eps, val_eps), config.out)
-    print(f"saved {config.out}: {record['minutes']:.1f} minutes of training in all")
+        if world > 1:
+            record["distributed"] = {"world_size": world, "ranks_identical": _ranks_identical(model)}
+        if rank == 0:
+            save_checkpoint(model, config.out, training=record)
+    if rank == 0:
+        save_calibration(calibrate_on(model, data, train_eps, val_eps), config.out)
+        print(f"saved {config.out}: {record['minutes']:.1f} minutes of training in all")
+    if world > 1:
+        dist.destroy_process_group()
     return model
+
+
+def _join_process_group(device: str) -> tuple[int, int]:
+    """(rank, world size): under torchrun, join the process group (gloo on CPU, nccl on CUDA);
+    alone, (0, 1)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.device(device).type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _average_gradients(params: list[torch.Tensor]) -> None:
+    """What DistributedDataParallel does after backward: every rank ends with the mean gradient,
+    so identical weights stay identical. (Done on the parameter list, since each stage trains
+    part of the model through its methods rather than one forward().) One flat all-reduce."""
+    grads = [p.grad for p in params if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _ranks_identical(model: torch.nn.Module) -> bool:
+    """Whether every rank holds exactly the same weights (the point of averaging gradients)."""
+    flat = torch.cat([p.detach().reshape(-1).float() for p in model.parameters()])
+    gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, flat)
+    return all(torch.equal(gathered[0], other) for other in gathered[1:])
 
 
 def calibrate_on(
@@ -273,12 +323,15 @@ def fit(
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _cosine(s, steps))
     history = []
-    progress = tqdm(range(steps), desc=name, unit="step")
+    quiet = dist.is_initialized() and dist.get_rank() > 0  # one progress bar per run, not per rank
+    progress = tqdm(range(steps), desc=name, unit="step", disable=quiet)
     started = time.time()
     for step in progress:
         loss = batch_loss()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if dist.is_initialized():
+            _average_gradients(params)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
@@ -286,7 +339,8 @@ def fit(
             val = {**validate(), "step": step + 1}
             history.append(val)
             progress.set_postfix(loss=f"{loss.item():.4g}")
-            tqdm.write(f"{name} step {step + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in val.items()))
+            if not quiet:
+                tqdm.write(f"{name} step {step + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in val.items()))
     return {"samples_per_second": steps * samples_per_step / (time.time() - started), "validation": history}
 
 
