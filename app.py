@@ -187,7 +187,8 @@ with gr.Blocks(title="worldsim", delete_cache=(600, 3600)) as demo:
         api_name="rollout",
         concurrency_limit=2,  # two cores: more at once only slows everyone down
     )
-    rolling.then(handlers.scrubber_range, rollout_state, [scrubber, still], **private)
+    # Every new video (Roll out, an example, a loaded session) resets the frame scrubber.
+    rollout_state.change(handlers.scrubber_range, rollout_state, [scrubber, still], **private)
     stop.click(None, cancels=[rolling])
     gif_button.click(handlers.export_gif, rollout_state, export_file, **private)
     session_button.click(handlers.save_session, rollout_state, export_file, **private)

@@ -141,11 +141,11 @@ def test_exports_gif_session_and_a_single_frame(page, tmp_path):
     page.get_by_text("Export").click()
     page.get_by_role("button", name="GIF").click()
     with page.expect_download() as gif:
-        page.locator("#export-file a").filter(has_text=".gif").first.click(timeout=90_000)
+        page.locator('#export-file a[download$=".gif"]').click(timeout=90_000)
     assert Image.open(gif.value.path()).n_frames == 31
     page.get_by_role("button", name="Session file").click()
     with page.expect_download() as session:
-        page.locator("#export-file a").filter(has_text="session.json").first.click(timeout=90_000)
+        page.locator('#export-file a[download="session.json"]').click(timeout=90_000)
     saved = json.loads(session.value.path().read_text())
     assert saved["actions"] == "right*10 left*10 right*10" and saved["simulator_start"] == "seed 7"
     page.locator("#still img").wait_for(timeout=20_000)  # the frame scrubber shows frame 0
@@ -172,7 +172,7 @@ def test_compare_two_models_and_read_the_model_card(page):
     assert "Mean PSNR against the simulator" in text_of(page, "#compare-summary")
     page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
     page.get_by_role("tab", name="Model card").click()
-    assert "python -m worldsim train" in text_of(page, "#model-card")
+    page.locator("#model-card").get_by_text("python -m worldsim train").first.wait_for(timeout=20_000)
     page.screenshot(path=str(SHOTS / "model_card.png"), full_page=True)
 
 

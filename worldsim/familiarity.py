@@ -81,7 +81,7 @@ def read_calibration(folder: str | Path) -> dict | None:
     try:
         data = json.loads(path.read_text())
         png = base64.b64decode(data["reference_png"], validate=True)
-        reference = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        reference = np.array(Image.open(io.BytesIO(png)).convert("RGB"))  # writable, for torch
         return {**data, "reference": reference, "threshold_psnr": float(data["threshold_psnr"])}
     except (ValueError, KeyError, TypeError, OSError):
         return None
