@@ -55,3 +55,34 @@ def run_benchmark(model_name: str, steps: int = 60, repeats: int = 7) -> dict:
             f"= {fps / spec.fps:.1f}x real time ({spec.fps:g} steps/s)"
         )
     return results
+
+
+def run_all_benchmarks(steps: int, repeats: int, out: str = "docs/bench.md") -> str:
+    """Every shipped model, one table (markdown, also written to `out`)."""
+    from pathlib import Path
+
+    from worldsim.checkpoint import CHECKPOINTS_DIR, load
+
+    rows = [
+        "# Rollout speed, every shipped model",
+        "",
+        f"`python -m worldsim bench --all` on this 2-core machine ({steps}-step rollouts, median of "
+        f"{repeats}, torch threads {torch.get_num_threads()}). Bar at batch 1: 10x real time (CarRacing 5x).",
+        "",
+        "| model | real time (steps/s) | batch 1 frames/s | x real time | batch 8 frames/s "
+        "| cold start s | bar |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for folder in sorted(p.parent for p in CHECKPOINTS_DIR.glob("*/config.json")):
+        result = run_benchmark(folder.name, steps, repeats)
+        fps = load(folder.name).spec.fps
+        target = 5 if folder.name.startswith("carracing") else 10
+        multiple = result["batch1_fps"] / fps
+        rows.append(
+            f"| {folder.name} | {fps:g} | {result['batch1_fps']:,.0f} | {multiple:.1f}x | "
+            f"{result['batch8_fps']:,.0f} | {result['cold_start_s']:.2f} | "
+            f"{'met' if multiple >= target else 'NOT met'} ({target}x) |"
+        )
+    text = "\n".join(rows) + "\n"
+    Path(out).write_text(text)
+    return text

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="measure a model against the simulator on held-out seeds")
     evaluate.add_argument("--model", default="cartpole", help="shipped model name or checkpoint folder")
+    evaluate.add_argument(
+        "--all", action="store_true", help="every shipped model; also writes <out>/results.md"
+    )
     evaluate.add_argument("--episodes", type=int, default=20, help="held-out episodes per action policy")
     evaluate.add_argument("--horizon", type=int, default=60, help="steps rolled out per episode")
     evaluate.add_argument("--out", default="docs", help="folder for the markdown table and plot")
@@ -107,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="rollout speed and cold start, medians")
     bench.add_argument("--model", default="cartpole", help="shipped model name or checkpoint folder")
+    bench.add_argument("--all", action="store_true", help="every shipped model; writes docs/bench.md")
     bench.add_argument("--steps", type=int, default=60, help="steps per rollout")
     bench.add_argument("--repeats", type=int, default=7, help="timed runs; the median is reported")
     bench_app = commands.add_parser("bench-app", help="upload to playing video in headless Chromium, median")
@@ -174,7 +178,14 @@ def _run(args: argparse.Namespace, command: str) -> int:
     elif args.command == "eval":
         from worldsim.evaluate import evaluate_model
 
-        evaluate_model(args.model, args.episodes, args.horizon, Path(args.out), args.update_card, args.device)
+        if args.all:
+            from worldsim.evaluate import evaluate_all
+
+            print(evaluate_all(args.episodes, args.horizon, Path(args.out), args.update_card))
+        else:
+            evaluate_model(
+                args.model, args.episodes, args.horizon, Path(args.out), args.update_card, args.device
+            )
     elif args.command == "rollout":
         from worldsim.rollout import rollout_to_file
 
@@ -222,7 +233,12 @@ def _run(args: argparse.Namespace, command: str) -> int:
     elif args.command == "bench":
         from worldsim.bench import run_benchmark
 
-        run_benchmark(args.model, args.steps, args.repeats)
+        if args.all:
+            from worldsim.bench import run_all_benchmarks
+
+            print(run_all_benchmarks(args.steps, args.repeats))
+        else:
+            run_benchmark(args.model, args.steps, args.repeats)
     elif args.command == "bench-app":
         from worldsim.bench_app import run_app_benchmark
 

@@ -125,6 +125,40 @@ def evaluate_model(
     return metrics
 
 
+def evaluate_all(episodes: int, horizon: int, out: Path, update_cards: bool = False) -> str:
+    """Evaluate every shipped checkpoint and write `out`/results.md: one summary row per model and
+    policy (PSNR model / copy per horizon), linking each model's full table and plot."""
+    from worldsim.checkpoint import CHECKPOINTS_DIR
+
+    names = sorted(p.parent.name for p in CHECKPOINTS_DIR.glob("*/config.json"))
+    horizons = [h for h in REPORT_HORIZONS if h <= horizon]
+    lines = [
+        "# Results: every shipped model against the simulator",
+        "",
+        f"`python -m worldsim eval --all` ({episodes} held-out episodes per policy, from the reset frame). "
+        "Cells: PSNR in dB, model / copy-the-start-frame baseline.",
+        "",
+        "| model | policy | "
+        + " | ".join(f"h={h}" for h in horizons)
+        + " | beats copy by 3 dB at h=5 and 10 |",
+        "|---|---|" + "---|" * len(horizons) + "---|",
+    ]
+    for name in names:
+        metrics = evaluate_model(name, episodes, horizon, out, update_cards)
+        for policy, m in metrics["per_step"].items():
+            cells = [f"{m['psnr'][h]:.1f} / {m['psnr_copy'][h]:.1f}" for h in horizons]
+            bar = all(m["psnr"][h] - m["psnr_copy"][h] >= 3 for h in (5, 10) if h <= horizon)
+            lines.append(
+                f"| [{name}](eval_{name}.md) | {policy} | "
+                + " | ".join(cells)
+                + f" | {'yes' if bar else 'no'} |"
+            )
+    lines += ["", *(f"![{name}](eval_{name}.png)" for name in names), ""]
+    text = "\n".join(lines)
+    (out / "results.md").write_text(text)
+    return text
+
+
 def format_table(results: dict, horizons: list[int], spec: EnvSpec, episodes: int) -> str:
     """Markdown: one row per policy and horizon, model next to the copy baseline."""
     first = next(iter(results.values()))
