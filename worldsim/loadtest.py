@@ -36,7 +36,7 @@ POLL_S = 0.2  # how often a waiting user looks at its queue position (and its de
 
 @dataclass(frozen=True)
 class RequestKind:
-    """One kind of request a simulated user sends to /rollout."""
+    """One kind of request a simulated user sends: a rollout, or a live-play key press."""
 
     name: str
     valid: bool  # valid requests must succeed; bad ones must be refused with our message
@@ -45,14 +45,17 @@ class RequestKind:
     frame: str = "start"  # "start": a real start frame; "not-image": a text file named .png
     expect: str = ""  # regex a refusal's message must match to count as clear
     weight: float = 1.0  # share of the mix
+    endpoint: str = "/rollout"  # or a live-play key, e.g. "/play_right" (model, start frame)
 
 
 KINDS: tuple[RequestKind, ...] = (
-    RequestKind("rollout", True, "cartpole", "right*{half} left*{rest}", weight=6),
+    RequestKind("rollout", True, "cartpole", "right*{half} left*{rest}", weight=5),
+    # A key press in the Play tab: each user's client keeps its own game (session state).
+    RequestKind("play step", True, "cartpole", "", weight=2, endpoint="/play_right"),
     RequestKind("negative repeat", False, "cartpole", "left*-3", expect="repeat count must be"),
     RequestKind("unknown action", False, "cartpole", "right jump", expect="Unknown action 'jump'"),
     RequestKind(
-        "not an image", False, "cartpole", "right*5", frame="not-image", expect="Not a readable image"
+        "not an image", False, "cartpole", "right*5", frame="not-image", expect="(?i)not a readable image"
     ),
     RequestKind("path-like model", False, "../../etc", "right*5", expect="Unknown model|not in the list"),
 )
@@ -137,7 +140,10 @@ class Requester:
         actions = kind.actions.format(half=half, rest=self.steps - half)
         started = time.perf_counter()
         rank = -1
-        job = self.client.submit(kind.model, handle_file(str(frame)), actions, api_name="/rollout")
+        arguments = (kind.model, handle_file(str(frame))) + (
+            (actions,) if kind.endpoint == "/rollout" else ()
+        )
+        job = self.client.submit(*arguments, api_name=kind.endpoint)
         while not wait([job.future], timeout=POLL_S).done:
             status = job.status()  # what a waiting browser shows: its place in the queue
             rank = max(rank, status.rank if status.rank is not None else -1)
@@ -151,8 +157,11 @@ class Requester:
         if error is None:
             if not kind.valid:
                 return Result(kind.name, "accepted", seconds, rank, "bad input was not refused")
-            ok = bool(output) and Path(output[0]).is_file()
-            message = "" if ok else f"no video in the answer: {output!r}"
+            if kind.endpoint == "/rollout":
+                ok = bool(output) and Path(output[0]).is_file()
+            else:  # a play step answers with the new frame inline
+                ok = bool(output) and "data:image/png;base64," in output[0]
+            message = "" if ok else f"no frame or video in the answer: {str(output)[:200]}"
             return Result(kind.name, "ok" if ok else "failed", seconds, rank, message)
         message = str(error)
         if kind.valid:
@@ -217,7 +226,7 @@ def run_loadtest(
         bar.close()
         shutil.rmtree(folder, ignore_errors=True)
     stats = summarize(results)
-    valid = [r for r in results if r.kind == VALID_KIND.name]
+    valid = [r for r in results if r.kind in {k.name for k in KINDS if k.valid}]
     return {
         "url": url,
         "users": users,
@@ -226,7 +235,7 @@ def run_loadtest(
         "timeout_s": timeout,
         "wall_s": wall,
         "throughput_rps": len(results) / wall,
-        "rollouts_per_s": sum(r.outcome == "ok" for r in valid) / wall,
+        "rollouts_per_s": sum(r.outcome == "ok" and r.kind == VALID_KIND.name for r in results) / wall,
         "valid_failed": sum(r.outcome != "ok" for r in valid),
         "bad_refused_clearly": sum(r.outcome == "refused" for r in results),
         "bad_total": len(results) - len(valid),
