@@ -237,7 +237,7 @@ with gr.Blocks(title="worldsim", delete_cache=(600, 3600)) as demo:
 
 LAUNCH = {
     "show_error": True,  # users read our messages, not "Error"
-    "max_file_size": "20mb",
+    "max_file_size": f"{handlers.MAX_UPLOAD_MB}mb",
     "head": handlers.PLAY_KEYS_SCRIPT,
     "mcp_server": True,  # /rollout and /compare as MCP tools at /gradio_api/mcp/sse
 }

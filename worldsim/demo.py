@@ -8,6 +8,7 @@ server goes on serving everyone else.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -38,6 +39,7 @@ from worldsim.video import write_video
 
 MAX_ROLLOUT_STEPS = 300  # per request in the app: well under a second of CPU, 6 s of CartPole video
 MAX_SAMPLES = 8
+MAX_UPLOAD_MB = 20  # app.py passes it to Gradio as max_file_size
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 # Inside Gradio's own cache, so it serves our files in place instead of copying each one there.
 VIDEO_DIR = Path(gr.utils.get_upload_folder()) / "worldsim-videos"
@@ -103,7 +105,8 @@ def describe_model(model_name: str) -> str:
     return (
         f"**{spec.gym_id}** at {spec.fps:g} steps/s. {accepted_actions(spec)}. "
         f"Repeat with `TOKEN*N`; at most {MAX_ROLLOUT_STEPS} steps. "
-        f"Start frame: {ACCEPTED_IMAGES}, any size."
+        f"Start frame: {ACCEPTED_IMAGES}, any size up to {MAX_IMAGE_PIXELS // 1_000_000} megapixels "
+        f"and {MAX_UPLOAD_MB} MB; up to {MAX_SAMPLES} samples."
     )
 
 
@@ -618,24 +621,23 @@ def frame_html(frame: np.ndarray, scale: int, alt: str) -> str:
 
 
 def _video_dir() -> Path:
-    """VIDEO_DIR, after removing what is older than OUTPUT_TTL_S (Gradio serves its own copies
-    of our outputs from its cache, which `delete_cache` in app.py bounds)."""
+    """VIDEO_DIR, after removing outputs older than OUTPUT_TTL_S or beyond the newest
+    MAX_OUTPUTS: a busy Space keeps a bounded folder (Gradio serves these files in place)."""
     VIDEO_DIR.mkdir(parents=True, exist_ok=True)
-    global _last_prune
+    entries = []
+    for entry in VIDEO_DIR.iterdir():
+        with contextlib.suppress(OSError):  # removed by another worker meanwhile
+            entries.append((entry.stat().st_mtime, entry))
+    entries.sort(reverse=True)
     now = time.time()
-    if now - _last_prune > 60:  # at most once a minute
-        _last_prune = now
-        for entry in VIDEO_DIR.iterdir():
-            try:
-                if now - entry.stat().st_mtime > OUTPUT_TTL_S:
-                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-            except OSError:  # another worker removed it first
-                pass
+    for rank, (mtime, entry) in enumerate(entries):
+        if rank >= MAX_OUTPUTS or now - mtime > OUTPUT_TTL_S:
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
     return VIDEO_DIR
 
 
-OUTPUT_TTL_S = 900  # our videos, GIFs and session files live this long
-_last_prune = 0.0
+OUTPUT_TTL_S = 900  # a video, GIF or session file lives this long at most...
+MAX_OUTPUTS = 200  # ...and only the newest this many are kept (20 users' worth, many times over)
 
 
 def _new_video_path(suffix: str, name: str = "worldsim") -> Path:
