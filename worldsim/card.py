@@ -73,6 +73,8 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
             + ", ".join(f"{s} {training[s]['samples_per_second']:.0f}" for s in stages)
             + " (frames for the autoencoder, windows for the others).",
         ]
+        if training.get("note"):
+            lines.append(f"- Note: {training['note']}")
         if training.get("autoencoder", {}).get("validation"):
             last = training["autoencoder"]["validation"][-1]
             lines.append(f"- Validation: autoencoder reconstruction PSNR {last['psnr']:.2f} dB.")
