@@ -305,10 +305,8 @@ def rss_mb(pid: int) -> float:
 
 
 def server_temp_dirs(pid: int | None) -> list[Path]:
-    """Where the server leaves files: gradio's cache and worldsim's video folder, from its
+    """Where the server leaves files: gradio's cache (worldsim's outputs live inside it), from its
     environment (GRADIO_TEMP_DIR, TMPDIR) when readable, else this process's defaults."""
-    from worldsim.demo import VIDEO_DIR
-
     environ = dict(os.environ)
     if pid is not None:
         try:
@@ -318,7 +316,7 @@ def server_temp_dirs(pid: int | None) -> list[Path]:
             pass
     tmp = Path(environ.get("TMPDIR") or tempfile.gettempdir())
     gradio_dir = Path(environ.get("GRADIO_TEMP_DIR") or tmp / "gradio")
-    return [gradio_dir, tmp / VIDEO_DIR.name]
+    return [gradio_dir]
 
 
 def count_files(folders: list[Path]) -> dict[str, int]:
