@@ -18,7 +18,7 @@ from worldsim.play import KEY_ROLES
 torch.set_num_threads(1)
 
 models = handlers.picker_models()
-first_model = models[0] if models else None
+first_model = handlers.default_model(models)
 
 INTRO = """
 # worldsim: learned world models in the browser

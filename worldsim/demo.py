@@ -56,6 +56,11 @@ def shipped_models() -> list[str]:
     return sorted(p.parent.name for p in CHECKPOINTS_DIR.glob("*/config.json"))
 
 
+def default_model(models: list[str]) -> str | None:
+    """What the page opens with: CartPole, the flagship, when shipped; else the first model."""
+    return "cartpole" if "cartpole" in models else next(iter(models), None)
+
+
 def picker_models() -> list[str]:
     """The Model picker: shipped models, then the Hub ids listed in WORLDSIM_HUB_MODELS
     (comma-separated; a Space preloads them with `preload_from_hub`)."""

@@ -164,6 +164,8 @@ class Requester:
             message = "" if ok else f"no frame or video in the answer: {str(output)[:200]}"
             return Result(kind.name, "ok" if ok else "failed", seconds, rank, message)
         message = str(error)
+        if isinstance(error, TimeoutError) or type(error).__name__.endswith("Timeout"):  # httpx's
+            return Result(kind.name, "timeout", seconds, rank, message)
         if kind.valid:
             return Result(kind.name, "failed", seconds, rank, message)
         clear = re.search(kind.expect, message) is not None
