@@ -31,7 +31,7 @@ environment plays the same actions beside the model. **Play** steps the model li
 # Gradio keeps a copy of every video it serves: delete copies older than an hour, every 10 minutes.
 with gr.Blocks(title="worldsim", delete_cache=(600, 3600)) as demo:
     gr.Markdown(INTRO)
-    rollout_state = gr.State(None)  # the tab's last video, for exports
+    rollout_state = gr.State(None, time_to_live=1800)  # the tab's last video, for exports
     play_state = gr.State(None, time_to_live=1800)  # the tab's live game
     clip_state = gr.State(None)  # a GIF/MP4 start clip, when one was uploaded
     with gr.Row():

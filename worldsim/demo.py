@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gradio as gr
@@ -264,12 +264,22 @@ def actions_from_file(model_name: str, path: str | None) -> str:
 
 @dataclass
 class Rollout:
-    """The last video of a browser tab: what made it (to save as a session) and its frames (for
-    the GIF export and the frame scrubber)."""
+    """The last video of a browser tab: what made it (to save as a session) and its panels at
+    model resolution (for the GIF export and the frame scrubber). Every open tab holds one, so
+    the enlarged video is composed on demand, not kept: 6 MB per tab instead of 33."""
 
-    session: RolloutSession
-    video: np.ndarray  # uint8 (T+1, H, W, 3), the panels as shown
+    session: RolloutSession | None  # set once the rollout is done
+    panels: list[np.ndarray]  # uint8 (T+1, h, w, 3) each: samples, spread, simulator, difference
+    labels: list[str]
+    columns: int | None
     fps: float
+
+    @property
+    def video(self) -> np.ndarray:
+        """uint8 (T+1, H, W, 3): the panels as the video shows them."""
+        if len(self.panels) == 1:
+            return self.panels[0]
+        return side_by_side(self.panels, self.labels, self.columns)
 
 
 def rollout_video(
@@ -351,10 +361,10 @@ def rollout_video(
             f"(copying the start frame: {copy_psnr.mean():.1f} dB)"
         )
     columns = None if len(panels) <= 3 else (2 if spec.width > spec.height else 4)
-    video = side_by_side(panels, labels, columns) if len(panels) > 1 else panels[0]
-    path = write_video(video, _new_video_path(".mp4"), spec.fps)
+    rollout = Rollout(None, list(panels), labels, columns, spec.fps)
+    path = write_video(rollout.video, _new_video_path(".mp4"), spec.fps)
     summary += f". Video ready in {time.perf_counter() - started:.2f} s."
-    session = RolloutSession(
+    rollout.session = RolloutSession(
         model=model_name,
         actions=format_actions(parsed, spec),
         start_frames=list(context),
@@ -362,7 +372,7 @@ def rollout_video(
         samples=samples,
         simulator_start=str(sim_start or ""),
     )
-    return str(path), summary, plot, Rollout(session, video, spec.fps)
+    return str(path), summary, plot, rollout
 
 
 def action_summary(parsed: np.ndarray, spec) -> str:
@@ -447,12 +457,13 @@ def scrub(rollout: Rollout | None, step: float) -> np.ndarray:
     """Frame `step` of the last video, for a single-frame PNG export."""
     if rollout is None:
         raise gr.Error("Roll out a video first.")
-    return rollout.video[int(min(max(step, 0), len(rollout.video) - 1))]
+    step = int(min(max(step, 0), len(rollout.panels[0]) - 1))
+    return replace(rollout, panels=[panel[step : step + 1] for panel in rollout.panels]).video[0]
 
 
 def scrubber_range(rollout: Rollout | None):
-    steps = 0 if rollout is None else len(rollout.video) - 1
-    return gr.update(maximum=max(steps, 1), value=0), None if rollout is None else rollout.video[0]
+    steps = 0 if rollout is None else len(rollout.panels[0]) - 1
+    return gr.update(maximum=max(steps, 1), value=0), None if rollout is None else scrub(rollout, 0)
 
 
 # --- Compare two models ---------------------------------------------------------------------
