@@ -528,6 +528,7 @@ def model_card(model_name: str) -> str:
 # --- Live play ------------------------------------------------------------------------------
 
 PLAY_SCALE = 4  # the play view draws model pixels this many times larger (crisp, no smoothing)
+KEY_LABELS = {"left": "◀", "right": "▶", "up": "▲", "down": "▼", "space": "␣"}  # on the buttons
 
 
 def play_key(session: PlaySession | None, model_name: str, start_frame: str | None, role: str):
@@ -597,9 +598,6 @@ def play_controls(model_name: str) -> list:
         else gr.update(visible=False)
         for role in KEY_ROLES
     ]
-
-
-KEY_LABELS = {"left": "◀", "right": "▶", "up": "▲", "down": "▼", "space": "␣"}
 
 
 def _new_play_session(model_name: str, start_frame: str | None) -> PlaySession:
