@@ -30,3 +30,62 @@ def test_empty_frame_has_no_objects_and_angle_errors_wrap():
     assert np.isnan(readout["cart_x"]).all()
     errors = object_errors({"pole_angle_deg": np.array([179.0])}, {"pole_angle_deg": np.array([-179.0])})
     assert errors["pole_angle_deg"][0] == 2.0
+
+
+def _atari_frames_and_ram(name: str, ram_columns: list[int], steps: int = 200):
+    spec = get_spec(name)
+    env = spec.make(disable_env_checker=True)
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    frames, ram = [], []
+    for t in range(steps):
+        env.step(1 if t % 40 == 0 else int(rng.integers(spec.num_actions)))  # fire serves the ball
+        frames.append(preprocess(env.render(), spec))
+        ram.append(env.unwrapped.ale.getRAM()[ram_columns].astype(float))
+    env.close()
+    return read_objects(np.stack(frames), spec), np.stack(ram)
+
+
+def _assert_tracks(
+    read: np.ndarray, truth: np.ndarray, tolerance: float, min_found: float, where: np.ndarray | None = None
+):
+    """The readout follows the console's own coordinate up to a constant offset (RAM coordinates
+    are shifted from screen pixels). A ball passing the paddle may pull a few readings off."""
+    if where is not None:
+        read, truth = read[where], truth[where]
+    found = ~np.isnan(read)
+    assert found.mean() >= min_found
+    offset = read[found] - truth[found]
+    assert np.quantile(np.abs(offset - np.median(offset)), 0.95) < tolerance
+
+
+def test_breakout_readout_follows_paddle_and_ball_in_ram():
+    readout, ram = _atari_frames_and_ram("breakout", [72, 99, 101])  # paddle x, ball x, ball y
+    assert (~np.isnan(readout["paddle_x"])).all()
+    # Against the right wall (x 191) half the paddle hides: compare the frames where all of it shows.
+    _assert_tracks(readout["paddle_x"], ram[:, 0], tolerance=3, min_found=0.9, where=ram[:, 0] < 185)
+    _assert_tracks(readout["ball_x"], ram[:, 1], tolerance=2, min_found=0.3)
+    _assert_tracks(readout["ball_y"], ram[:, 2], tolerance=3, min_found=0.3)
+
+
+def test_pong_readout_follows_paddle_and_ball_in_ram():
+    readout, ram = _atari_frames_and_ram("pong", [51, 49, 54])  # player y, ball x, ball y
+    # At RAM y 38 or 203 the paddle hides under the walls, outside the court the model sees.
+    in_court = (ram[:, 0] > 45) & (ram[:, 0] < 195)
+    _assert_tracks(readout["paddle_y"], ram[:, 0], tolerance=3, min_found=0.9, where=in_court)
+    _assert_tracks(readout["ball_x"], ram[:, 1], tolerance=2, min_found=0.3)
+    _assert_tracks(readout["ball_y"], ram[:, 2], tolerance=3, min_found=0.3)
+
+
+def test_carracing_readout_sees_the_car_leave_the_road():
+    spec = get_spec("carracing")
+    env = spec.make(disable_env_checker=True)
+    env.reset(seed=0)
+    offsets = []
+    for t in range(120):  # wait out the zoom, then drive straight, then steer hard right
+        env.step(np.array([1.0 if t >= 80 else 0.0, 0.3 if t >= 50 else 0.0, 0.0], np.float32))
+        offsets.append(read_objects(preprocess(env.render(), spec)[None], spec)["track_offset"][0])
+    env.close()
+    offsets = np.array(offsets)
+    assert np.abs(offsets[55:80]).max() < 4  # on the centre line of a straight start
+    assert np.nanmax(np.abs(offsets[80:])) > 10 or np.isnan(offsets[100:]).any()  # off it, or off the road

@@ -30,20 +30,29 @@ def _field_comments(cls) -> dict[str, str]:
     return comments
 
 
-def _add_dataclass_flags(parser: argparse.ArgumentParser, cls) -> None:
+def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, omit_unset: bool = False) -> None:
+    """One flag per field. With `omit_unset`, flags not given stay out of the parsed namespace, so
+    a later layer of defaults (an environment's training defaults) can fill them."""
     comments = _field_comments(cls)
     for field in dataclasses.fields(cls):
         flag = "--" + field.name.replace("_", "-")
         default = field.default
         help_text = comments.get(field.name, "") + f" (default: {default!r})"
+        parsed_default = argparse.SUPPRESS if omit_unset else default
         if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=parsed_default, help=help_text
+            )
         else:
-            parser.add_argument(flag, type=type(default), default=default, help=help_text)
+            parser.add_argument(flag, type=type(default), default=parsed_default, help=help_text)
 
 
 def _dataclass_from_args(cls, args: argparse.Namespace):
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def _flags_given(cls, args: argparse.Namespace) -> dict:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataclass_flags(collect, CollectConfig)
 
     train = commands.add_parser("train", help="train a world model on collected shards")
-    _add_dataclass_flags(train, TrainConfig)
+    train.description = "Flags not given take the environment's training defaults (EnvSpec.train_defaults)."
+    _add_dataclass_flags(train, TrainConfig, omit_unset=True)
 
     evaluate = commands.add_parser("eval", help="measure a model against the simulator on held-out seeds")
     evaluate.add_argument("--model", default="cartpole", help="shipped model name or checkpoint folder")
@@ -174,7 +184,8 @@ def _run(args: argparse.Namespace, command: str) -> int:
     elif args.command == "train":
         from worldsim.train import train
 
-        train(_dataclass_from_args(TrainConfig, args), command=command)
+        flags = _flags_given(TrainConfig, args)
+        train(TrainConfig.for_env(flags.pop("env", TrainConfig.env), **flags), command=command)
     elif args.command == "eval":
         from worldsim.evaluate import evaluate_model
 

@@ -56,6 +56,7 @@ class EnvSpec:
     crop: Crop = field(default_factory=Crop)  # region of the rendered frame the model sees
     make_kwargs: dict[str, Any] = field(default_factory=dict)
     render_size: tuple[int, int] = (400, 600)  # (H, W) gymnasium renders at; for documentation
+    render_mode: str = "rgb_array"  # what env.render() returns: the frames worldsim records
     action_names: tuple[str, ...] = ()  # discrete: one name per action index
     action_low: tuple[float, ...] = ()  # continuous: per-dimension bounds
     action_high: tuple[float, ...] = ()
@@ -76,6 +77,13 @@ class EnvSpec:
     # Collection policies (names in data.POLICIES) and each one's share of the episodes.
     collect_policies: tuple[tuple[str, float], ...] = (("random", 1.0),)
     collect_episodes: int = 600  # episodes `collect` gathers by default: ~100k frames
+    episode_steps: int = 0  # collection cuts episodes at this many steps; 0: the env's own limit
+    # Steps played before a second kind of evaluation start, where the reset screen differs from
+    # play (Pong's court appears at step 1, CarRacing zooms in); 0: reset frames only.
+    warmup_steps: int = 0
+    # TrainConfig fields this environment trains with by default (`train --env NAME` reproduces the
+    # shipped checkpoint); sized so that training takes under an hour on 2 CPU cores.
+    train_defaults: dict[str, Any] = field(default_factory=dict)
     example_actions: str = ""  # a sequence that shows the dynamics off, for docs and the app
     # Live play: which action each key stands for. Keys are the roles "left", "right", "up",
     # "down" (arrows or WASD) and "space"; values are action text, e.g. "fire" or "[0,1,0]".
@@ -92,7 +100,7 @@ class EnvSpec:
         return 1 if self.action_kind == "discrete" else len(self.action_low)
 
     def make(self, render: bool = True, **overrides: Any):
-        """A gymnasium env rendering RGB arrays (ale-py registers the ALE ids on import)."""
+        """A gymnasium env rendering RGB arrays (`render_mode`; ale-py registers the ALE ids on import)."""
         import gymnasium as gym
 
         if self.gym_id.startswith("ALE/"):
@@ -100,7 +108,7 @@ class EnvSpec:
 
             gym.register_envs(ale_py)
         kwargs = {**self.make_kwargs, **overrides}
-        return gym.make(self.gym_id, render_mode="rgb_array" if render else None, **kwargs)
+        return gym.make(self.gym_id, render_mode=self.render_mode if render else None, **kwargs)
 
 
 def _angles(*columns: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -193,6 +201,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             visible_pose=_angles(0),
             dynamics_state=_with_angles(0),  # angle and angular velocity
             collect_policies=(("random", 0.5), ("sticky", 0.5)),
+            train_defaults={"autoencoder_steps": 3000, "dynamics_steps": 4000},
             example_actions="2*10 -2*10 0*10",
             play_keys={"left": "2", "right": "-2", "space": "0"},  # +torque turns anticlockwise
         ),
@@ -219,8 +228,13 @@ ENV_SPECS: dict[str, EnvSpec] = {
             make_kwargs={"repeat_action_probability": 0.0, "frameskip": 4},
             fps=15,
             render_size=(210, 160),
-            height=96,  # multiples of 16 for the model; 96 keeps the 1-px ball
-            width=96,
+            # The playfield: top wall to below the paddle, side walls trimmed (the score is left
+            # out). 163x144 -> 96x80 keeps the 2x4 px ball at about 1x2 px.
+            crop=Crop(top=0.15, bottom=0.93, left=0.05, right=0.95),
+            height=96,
+            width=80,
+            collect_episodes=500,  # random play loses its 5 lives in ~180 steps
+            train_defaults={"autoencoder_steps": 3000, "dynamics_steps": 4000},
             example_actions="fire right*10 left*10",
             play_keys={"left": "left", "right": "right", "space": "fire", "down": "noop"},
         ),
@@ -232,8 +246,14 @@ ENV_SPECS: dict[str, EnvSpec] = {
             make_kwargs={"repeat_action_probability": 0.0, "frameskip": 4},
             fps=15,
             render_size=(210, 160),
-            height=96,  # multiples of 16 for the model; 96 keeps the 1-px ball
-            width=96,
+            # Between the white bars above and below the court, rows 34-193 (the score is left
+            # out): 160x160 -> 80x80 keeps the 2x4 px ball at 1x2 px.
+            crop=Crop(top=0.162, bottom=0.922),
+            height=80,
+            width=80,
+            warmup_steps=50,  # the reset screen has no court yet: also start from a frame in play
+            collect_episodes=100,  # random play loses 21-0 in ~850 steps
+            train_defaults={"autoencoder_steps": 3000, "dynamics_steps": 4000},
             example_actions="noop*10 right*10 left*10",
             # Pong's "right" moves the paddle up the screen, "left" down.
             play_keys={"up": "right", "down": "left", "space": "noop"},
@@ -246,9 +266,18 @@ ENV_SPECS: dict[str, EnvSpec] = {
             action_high=(1.0, 1.0, 1.0),
             action_labels=("steer", "gas", "brake"),
             fps=50,
-            render_size=(400, 600),
+            # The 96x96 top-down view the agent sees (World Models' input). It is the same picture
+            # as the 600x400 window, scaled from one 1000x800 canvas, so either screenshot works;
+            # rendering it is 2x cheaper than the window.
+            render_mode="state_pixels",
+            render_size=(96, 96),
             height=64,
             width=64,
+            warmup_steps=50,  # the reset view zooms in from the whole track for ~50 steps
+            collect_policies=(("drive", 0.8), ("sticky", 0.2)),
+            collect_episodes=200,
+            episode_steps=300,  # shorter episodes, more tracks: 200 tracks in 60k frames
+            train_defaults={"autoencoder_steps": 3000, "dynamics_steps": 4000},
             example_actions="[0,1,0]*20 [-1,0.5,0]*10",
             play_keys={
                 "left": "[-1,0.3,0]",

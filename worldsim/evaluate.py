@@ -30,8 +30,11 @@ from worldsim.objects import object_errors, read_objects
 REPORT_HORIZONS = (1, 5, 10, 30, 60)
 
 
-def simulate(spec: EnvSpec, seed: int, policy: str, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """One held-out episode: frames (horizon+1, h, w, 3) uint8 and the actions (horizon, ...)."""
+def simulate(
+    spec: EnvSpec, seed: int, policy: str, horizon: int, warmup: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """One held-out episode: frames (warmup+horizon+1, h, w, 3) uint8 and the actions that led
+    from each frame to the next (warmup+horizon, ...); the policy plays the warm-up steps too."""
     env = spec.make(disable_env_checker=True)
     rng = np.random.default_rng(seed)
     actor = POLICIES[policy](spec, rng)
@@ -39,13 +42,23 @@ def simulate(spec: EnvSpec, seed: int, policy: str, horizon: int) -> tuple[np.nd
     frames, actions = [preprocess(env.render(), spec)], []
     with warnings.catch_warnings():  # stepping past termination is what we measure
         warnings.simplefilter("ignore")
-        for _ in range(horizon):
+        for _ in range(warmup + horizon):
             action = actor.act(obs)
             obs, *_ = env.step(action)
             actions.append(action)
             frames.append(preprocess(env.render(), spec))
     env.close()
     return np.stack(frames), np.stack(actions)
+
+
+def evaluation_starts(spec: EnvSpec, context_frames: int) -> list[tuple[str, int, int]]:
+    """(label suffix, warm-up steps, context frames) per kind of start. From the reset frame the
+    model gets that one frame, as a user's screenshot; after a warm-up, where the reset screen
+    differs from play, it gets as many frames as it takes (the ball's velocity shows in two)."""
+    starts = [("", 0, 1)]
+    if spec.warmup_steps:
+        starts.append((f" @{spec.warmup_steps}", spec.warmup_steps, context_frames))
+    return starts
 
 
 def per_step_metrics(pred: np.ndarray, true: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
@@ -91,14 +104,17 @@ def evaluate_model(
     policies = [name for name, _ in spec.collect_policies if name != "sticky"] or ["random"]
     results: dict[str, dict[str, list[float]]] = {}
     for policy in policies:
-        true, actions = [], []
-        for i in tqdm(range(episodes), desc=f"simulate {policy}", unit="ep"):
-            frames, acts = simulate(spec, EVAL_SEED_START + i, policy, horizon)
-            true.append(frames)
-            actions.append(acts)
-        true_frames = np.stack(true)
-        pred = model.imagine(true_frames[:, :1], np.stack(actions))
-        results[policy] = {k: v.tolist() for k, v in per_step_metrics(pred, true_frames, spec).items()}
+        for suffix, warmup, context in evaluation_starts(spec, model.config.context_frames):
+            true, actions, contexts = [], [], []
+            for i in tqdm(range(episodes), desc=f"simulate {policy}{suffix}", unit="ep"):
+                frames, acts = simulate(spec, EVAL_SEED_START + i, policy, horizon, warmup)
+                true.append(frames[warmup:])
+                actions.append(acts[warmup:])
+                contexts.append(frames[warmup + 1 - context : warmup + 1])
+            true_frames = np.stack(true)
+            pred = model.imagine(np.stack(contexts), np.stack(actions))
+            metrics = per_step_metrics(pred, true_frames, spec)
+            results[policy + suffix] = {k: v.tolist() for k, v in metrics.items()}
     horizons = [h for h in REPORT_HORIZONS if h <= horizon]
     markdown = format_table(results, horizons, spec, episodes)
     bars = check_bars(results)
@@ -168,7 +184,13 @@ def format_table(results: dict, horizons: list[int], spec: EnvSpec, episodes: in
         header += [f"{key} err model", f"{key} err copy"]
     header += ["objects found"] if object_keys else []
     lines = [
-        f"{spec.name}: {episodes} held-out episodes per policy, rolled out from the reset frame.",
+        f"{spec.name}: {episodes} held-out episodes per policy, rolled out from the reset frame"
+        + (
+            f" (rows marked @{spec.warmup_steps}: from the frame after {spec.warmup_steps} steps of play, "
+            "with the frame before it as context)."
+            if spec.warmup_steps
+            else "."
+        ),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -186,8 +208,16 @@ def format_table(results: dict, horizons: list[int], spec: EnvSpec, episodes: in
     return "\n".join(lines)
 
 
+# No collapse at the far horizon: predicted frames keep at least this share of the true frames'
+# edge energy (a model fading to the mean colour scores near 0), and the objects stay findable
+# in at least this share of the frames where the simulator shows them.
+MIN_EDGE_RATIO = 0.7
+MIN_OBJECTS_FOUND = 0.8
+
+
 def check_bars(results: dict) -> list[str]:
-    """The foundation's bars: +3 dB over copy at h=5 and h=10; pole angle error at h=10 <= half."""
+    """The bars, one PASS/FAIL line each: +3 dB over copy at h=5 and h=10, above copy at every
+    horizon up to 10, no collapse at the last horizon; CartPole: pole angle error at h=10 <= half."""
     lines = []
     for policy, m in results.items():
         for h in (5, 10):
@@ -197,6 +227,21 @@ def check_bars(results: dict) -> list[str]:
                     f"{'PASS' if gain >= 3 else 'FAIL'} {policy} h={h}: "
                     f"PSNR {gain:+.2f} dB over copy (bar: +3)"
                 )
+        near = range(1, min(10, len(m["psnr"]) - 1) + 1)
+        below = [h for h in near if m["psnr"][h] <= m["psnr_copy"][h]]
+        lines.append(
+            f"{'FAIL' if below else 'PASS'} {policy} h=1..{near[-1]}: model above copy at every horizon"
+            + (f" (not at h={', '.join(map(str, below))})" if below else "")
+        )
+        last = len(m["psnr"]) - 1
+        edge = m["edge_ratio"][last]
+        found = m.get("objects_found", [None] * (last + 1))[last]
+        sharp = edge >= MIN_EDGE_RATIO and (found is None or found >= MIN_OBJECTS_FOUND)
+        lines.append(
+            f"{'PASS' if sharp else 'FAIL'} {policy} h={last}: no collapse, edge ratio {edge:.2f} "
+            f"(bar: >= {MIN_EDGE_RATIO})"
+            + ("" if found is None else f", objects found in {found:.0%} (bar: >= {MIN_OBJECTS_FOUND:.0%})")
+        )
         if "pole_angle_deg_error" in m and len(m["psnr"]) > 10:
             model_error, copy_error = m["pole_angle_deg_error"][10], m["pole_angle_deg_error_copy"][10]
             ratio = model_error / max(copy_error, 1e-9)

@@ -48,8 +48,94 @@ def read_cartpole(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
     return {"cart_x": cart_x, "pole_angle_deg": np.where(found, angle, np.nan)}
 
 
+def _render_grid(frames: np.ndarray, spec: EnvSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column centres of model pixels in the rendered frame's pixel coordinates."""
+    h, w = frames.shape[1:3]
+    render_h, render_w = spec.render_size
+    top, bottom = spec.crop.top * render_h, spec.crop.bottom * render_h
+    left, right = spec.crop.left * render_w, spec.crop.right * render_w
+    rows = top + (np.arange(h) + 0.5) * (bottom - top) / h
+    cols = left + (np.arange(w) + 0.5) * (right - left) / w
+    return rows, cols
+
+
+def _centroid(
+    weights: np.ndarray, rows: np.ndarray, cols: np.ndarray, min_mass: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted centre (row, col) per frame of a (N, h, w) coverage map; NaN below `min_mass`
+    (measured in render pixels, so it does not depend on the model's resolution)."""
+    pixel_area = (rows[1] - rows[0]) * (cols[1] - cols[0])
+    mass = weights.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        row = (weights.sum(axis=2) * rows).sum(axis=1) / mass
+        col = (weights.sum(axis=1) * cols).sum(axis=1) / mass
+    found = mass * pixel_area >= min_mass
+    return np.where(found, row, np.nan), np.where(found, col, np.nan)
+
+
+def read_breakout(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
+    """Paddle column and ball position, in pixels of the 160x210 Atari screen.
+
+    Paddle and ball share one red (200, 72, 72); the paddle lives in screen rows 189-193, the ball
+    is read below the bricks (rows 94-188): inside the brick rows it counts as not found.
+    """
+    frames = frames.astype(np.float32)
+    rows, cols = _render_grid(frames, spec)
+    red = np.clip((frames[..., 0] - frames[..., 1]) / 128, 0, 1)  # paddle/ball 128; bricks <= 128
+    red[red < 0.25] = 0
+    paddle_rows = (rows > 188.5) & (rows < 196)
+    ball_rows = (rows > 94) & (rows < 187)
+    inside_walls = (cols > 9) & (cols < 151)  # a red block ends the right wall at paddle height
+    paddle = red * (paddle_rows[:, None] & inside_walls[None, :])
+    # Against a side wall only half the paddle shows: its visible centre is what is read then.
+    _, paddle_x = _centroid(paddle, rows, cols, min_mass=0.3 * 16 * 4)
+    ball_y, ball_x = _centroid(red * ball_rows[:, None], rows, cols, min_mass=0.4 * 2 * 4)
+    return {"paddle_x": paddle_x, "ball_x": ball_x, "ball_y": ball_y}
+
+
+def read_pong(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
+    """The player's (right, green) paddle row and the ball position, in Atari screen pixels."""
+    frames = frames.astype(np.float32)
+    rows, cols = _render_grid(frames, spec)
+    r, g, b = frames[..., 0], frames[..., 1], frames[..., 2]
+    # Green paddle (92, 186, 92): the only colour with green above red; court (144, 72, 17).
+    green = np.clip((g - r) / 94, 0, 1)
+    green[green < 0.25] = 0
+    # Ball (236, 236, 236), usually blended with the court at this scale: its cover is how far
+    # blue rose from the court's 17. The paddles raise blue too, but the green one raises green
+    # more than blue and the orange one red more than blue.
+    white = np.clip((b - 17) / 219, 0, 1) * (g - r + 72 < b - 17) * (r - 144 < 0.6 * (b - 17))
+    white[white < 0.2] = 0
+    # At the top and bottom of the court the paddle slides half under the walls.
+    paddle_y, _ = _centroid(green * (cols > 136)[None, :], rows, cols, min_mass=0.3 * 4 * 16)
+    ball_y, ball_x = _centroid(white, rows, cols, min_mass=0.4 * 2 * 4)
+    return {"paddle_y": paddle_y, "ball_x": ball_x, "ball_y": ball_y}
+
+
+def read_carracing(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
+    """Where the car is on the track: its column minus the centre of the road just ahead of it,
+    in pixels of the 96x96 view (the camera follows the car, so the car is always at column 48,
+    rows 66-77). NaN where the car or the road ahead is not found."""
+    frames = frames.astype(np.float32)
+    rows, cols = _render_grid(frames, spec)
+    r, g, b = frames[..., 0], frames[..., 1], frames[..., 2]
+    # Road: grey, about 100-110 in every channel; grass has green ~100 above red.
+    road = np.clip(1 - np.abs(g - r) / 30, 0, 1) * ((r > 70) & (r < 140))
+    road[road < 0.5] = 0
+    ahead = (rows > 57) & (rows < 64)
+    _, road_col = _centroid(road * ahead[:, None], rows, cols, min_mass=4 * 6)
+    # Car: red (204, 0, 0) at its fixed place.
+    car = np.clip((r - g) / 150, 0, 1) * (((rows > 65) & (rows < 78))[:, None] & ((cols > 43) & (cols < 53)))
+    car[car < 0.3] = 0
+    car_row, _ = _centroid(car, rows, cols, min_mass=8)
+    return {"track_offset": np.where(np.isnan(car_row), np.nan, 48 - road_col)}
+
+
 OBJECT_READERS: dict[str, Callable[[np.ndarray, EnvSpec], dict[str, np.ndarray]]] = {
     "cartpole": read_cartpole,
+    "breakout": read_breakout,
+    "pong": read_pong,
+    "carracing": read_carracing,
 }
 
 # How to compare two readouts: angles wrap around.

@@ -87,6 +87,11 @@ class TrainConfig:
         self.data = self.data or f"data/{self.env}"
         self.out = self.out or f"checkpoints/{self.env}"
 
+    @classmethod
+    def for_env(cls, env: str, **overrides) -> TrainConfig:
+        """The config `train --env ENV` uses: the spec's training defaults, then `overrides`."""
+        return cls(env=env, **{**get_spec(env).train_defaults, **overrides})
+
 
 def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
     """Run the training stages and save a checkpoint folder with config, weights and record.
