@@ -118,7 +118,7 @@ def read_carracing(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
     rows 66-77). NaN where the car or the road ahead is not found."""
     frames = frames.astype(np.float32)
     rows, cols = _render_grid(frames, spec)
-    r, g, b = frames[..., 0], frames[..., 1], frames[..., 2]
+    r, g = frames[..., 0], frames[..., 1]
     # Road: grey, about 100-110 in every channel; grass has green ~100 above red.
     road = np.clip(1 - np.abs(g - r) / 30, 0, 1) * ((r > 70) & (r < 140))
     road[road < 0.5] = 0
