@@ -70,3 +70,46 @@ def test_training_resumes_from_a_checkpoint_and_records_every_command(tiny_check
     assert training["commands"] == ["pytest tiny", "pytest resume"]
     assert training["dynamics"]["validation"] and training["autoencoder"]["validation"]
     assert "pytest tiny\npytest resume\n" in (tmp_path / "resumed" / "README.md").read_text()
+
+
+def test_tiny_continuous_model_trains_and_rolls_out(tmp_path):
+    """The same pipeline for a continuous action space: Pendulum's torque."""
+    from worldsim.data import CollectConfig, collect
+    from worldsim.train import TrainConfig, train
+
+    data = tmp_path / "pendulum"
+    collect(CollectConfig(env="pendulum", out=str(data), episodes=2, shard_episodes=2, num_envs=1, seed=5))
+    config = TrainConfig.for_env(
+        "pendulum",
+        data=str(data),
+        out=str(tmp_path / "ckpt"),
+        autoencoder_steps=4,
+        dynamics_steps=4,
+        batch_size=4,
+        dynamics_batch_size=4,
+        unroll=6,
+        latent_dim=8,
+        hidden_dim=16,
+        val_every=2,
+        val_fraction=0.5,
+    )
+    train(config, command="pytest tiny pendulum")
+    model = worldsim.load(tmp_path / "ckpt")
+    assert model.config.action_kind == "continuous" and model.config.num_actions == 1
+    start = np.load(next(data.glob("*.npz")))["frames"][0]
+    video = model.rollout(start, "2*3 -1.5 [0.5]")
+    assert video.shape == (6, 64, 64, 3) and video.dtype == np.uint8
+    # Different torques reach the dynamics: the imagined frames differ.
+    assert not np.array_equal(model.rollout(start, "2*5"), model.rollout(start, "-2*5"))
+
+
+def test_each_environment_trains_with_its_own_defaults_unless_overridden():
+    from worldsim.cli import _flags_given, build_parser
+    from worldsim.train import TrainConfig
+
+    assert TrainConfig.for_env("breakout").autoencoder_steps == 3000
+    assert TrainConfig.for_env("cartpole") == TrainConfig(env="cartpole")  # CartPole: the dataclass
+    args = build_parser().parse_args(["train", "--env", "breakout", "--autoencoder-steps", "7"])
+    flags = _flags_given(TrainConfig, args)
+    config = TrainConfig.for_env(flags.pop("env"), **flags)
+    assert config.autoencoder_steps == 7 and config.dynamics_steps == 4000
