@@ -57,6 +57,16 @@ def run_benchmark(model_name: str, steps: int = 60, repeats: int = 7) -> dict:
     return results
 
 
+def _training_summary(folder) -> str:
+    """Minutes and samples/s from the checkpoint's training record (frames for the autoencoder,
+    unrolled windows for the dynamics), as measured while it trained."""
+    import json
+
+    record = json.loads((folder / "training.json").read_text())
+    rates = ", ".join(f"{record[stage]['samples_per_second']:,.0f}" for stage in ("autoencoder", "dynamics"))
+    return f"{record['minutes']:.1f} | {rates}"
+
+
 def run_all_benchmarks(steps: int, repeats: int, out: str = "docs/bench.md") -> str:
     """Every shipped model, one table (markdown, also written to `out`)."""
     from pathlib import Path
@@ -70,8 +80,8 @@ def run_all_benchmarks(steps: int, repeats: int, out: str = "docs/bench.md") -> 
         f"{repeats}, torch threads {torch.get_num_threads()}). Bar at batch 1: 10x real time (CarRacing 5x).",
         "",
         "| model | real time (steps/s) | batch 1 frames/s | x real time | batch 8 frames/s "
-        "| cold start s | bar |",
-        "|---|---|---|---|---|---|---|",
+        "| cold start s | bar | training minutes | training samples/s (autoencoder, dynamics) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for folder in sorted(p.parent for p in CHECKPOINTS_DIR.glob("*/config.json")):
         result = run_benchmark(folder.name, steps, repeats)
@@ -81,7 +91,7 @@ def run_all_benchmarks(steps: int, repeats: int, out: str = "docs/bench.md") -> 
         rows.append(
             f"| {folder.name} | {fps:g} | {result['batch1_fps']:,.0f} | {multiple:.1f}x | "
             f"{result['batch8_fps']:,.0f} | {result['cold_start_s']:.2f} | "
-            f"{'met' if multiple >= target else 'NOT met'} ({target}x) |"
+            f"{'met' if multiple >= target else 'NOT met'} ({target}x) | {_training_summary(folder)} |"
         )
     text = "\n".join(rows) + "\n"
     Path(out).write_text(text)
