@@ -89,3 +89,22 @@ def test_carracing_readout_sees_the_car_leave_the_road():
     offsets = np.array(offsets)
     assert np.abs(offsets[55:80]).max() < 4  # on the centre line of a straight start
     assert np.nanmax(np.abs(offsets[80:])) > 10 or np.isnan(offsets[100:]).any()  # off it, or off the road
+
+
+def test_pendulum_readout_matches_theta_and_rejects_a_blob():
+    spec = get_spec("pendulum")
+    env = spec.make(disable_env_checker=True)
+    env.reset(seed=1)
+    frames, thetas = [], []
+    for _ in range(40):
+        frames.append(preprocess(env.render(), spec))
+        thetas.append(np.degrees(env.unwrapped.state[0]))
+        env.step(np.array([2.0], np.float32))
+    env.close()
+    readout = read_objects(np.stack(frames), spec)
+    errors = object_errors(readout, {"rod_angle_deg": np.array(thetas)})["rod_angle_deg"]
+    assert errors.max() < 2.0  # degrees, through the wrap at +-180
+    # A red blob on the pivot (what an averaging model draws) is not a rod.
+    blob = np.full((1, spec.height, spec.width, 3), 255, np.uint8)
+    blob[0, 28:36, 28:36] = (204, 77, 77)
+    assert np.isnan(read_objects(blob, spec)["rod_angle_deg"]).all()

@@ -73,6 +73,25 @@ def _centroid(
     return np.where(found, row, np.nan), np.where(found, col, np.nan)
 
 
+def read_pendulum(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
+    """The rod's angle in degrees (0 upright, + anticlockwise, as the simulator's theta).
+
+    The rod (204, 77, 77) turns about the centre of the 500x500 render and is 114 px long, so the
+    centre of its red sits ~57 px out. A red blob at the pivot (a model averaging futures) or a
+    short, faded rod counts as not found: that is the collapse the evaluation looks for.
+    """
+    frames = frames.astype(np.float32)
+    rows, cols = _render_grid(frames, spec)
+    red = np.clip((frames[..., 0] - frames[..., 1]) / 127, 0, 1)
+    red[red < 0.25] = 0
+    row, col = _centroid(red, rows, cols, min_mass=0.5 * 114 * 23)
+    centre = spec.render_size[0] / 2
+    dx, dy = col - centre, row - centre
+    with np.errstate(invalid="ignore"):
+        rod = np.hypot(dx, dy) > 0.7 * 57
+    return {"rod_angle_deg": np.where(rod, np.degrees(np.arctan2(-dx, -dy)), np.nan)}
+
+
 def read_breakout(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
     """Paddle column and ball position, in pixels of the 160x210 Atari screen.
 
@@ -133,13 +152,14 @@ def read_carracing(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
 
 OBJECT_READERS: dict[str, Callable[[np.ndarray, EnvSpec], dict[str, np.ndarray]]] = {
     "cartpole": read_cartpole,
+    "pendulum": read_pendulum,
     "breakout": read_breakout,
     "pong": read_pong,
     "carracing": read_carracing,
 }
 
 # How to compare two readouts: angles wrap around.
-ANGLE_KEYS = {"pole_angle_deg"}
+ANGLE_KEYS = {"pole_angle_deg", "rod_angle_deg"}
 
 
 def read_objects(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray] | None:
