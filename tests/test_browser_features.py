@@ -191,3 +191,29 @@ def test_stop_cancels_a_long_rollout_and_the_next_one_works(page):
     page.get_by_role("textbox", name="Actions").fill("right*5")
     page.get_by_role("button", name="Roll out").click()
     video_ready(page)
+
+
+def _first_examples() -> list[tuple[str, dict]]:
+    """(model, its first example) for every shipped model, from the app's own listing."""
+    from worldsim.demo import examples
+
+    seen, rows = set(), []
+    for model, frame, actions, start in examples():
+        if model not in seen:
+            seen.add(model)
+            rows.append((model, {"frame": frame, "actions": actions, "start": start}))
+    return rows
+
+
+@pytest.mark.parametrize("model, example", _first_examples(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_shipped_model_rolls_out_its_example_beside_the_simulator(page, model, example):
+    choose(page, "Model", model)
+    upload_start(page, example["frame"])
+    page.wait_for_timeout(1500)  # an upload clears the simulator start: fill it in after that
+    page.get_by_role("textbox", name="Actions").fill(example["actions"])
+    page.get_by_label("Simulator start").fill(example["start"])
+    page.get_by_role("button", name="Roll out").click()
+    video_ready(page)
+    summary = text_of(page, "#summary")
+    assert "PSNR" in summary  # the simulator ran beside the model and was measured
+    page.screenshot(path=str(SHOTS / f"model_{model}.png"), full_page=True)
