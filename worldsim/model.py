@@ -408,9 +408,13 @@ class LatentWorldModel(WorldModel):
 
     def decode(self, z: torch.Tensor, ref_z: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """Draw the frame of latent z over the reference frame `ref` (whose latent is ref_z)."""
+        colours, mask = self.decode_parts(z, ref_z)
+        return mask * colours + (1 - mask) * ref
+
+    def decode_parts(self, z: torch.Tensor, ref_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's colours (B, 3, H, W) and mask in [0, 1] (B, 1, H, W) before compositing."""
         out = self.decoder(torch.cat([z, ref_z], dim=1))
-        mask = torch.sigmoid(out[:, 3:4])
-        return mask * out[:, :3] + (1 - mask) * ref
+        return out[:, :3], torch.sigmoid(out[:, 3:4])
 
     def start(self, context: torch.Tensor, sample: bool = False) -> LatentState:
         """context (B, K, 3, H, W) float in [0, 1], oldest first; K <= context_frames. With

@@ -61,6 +61,9 @@ class TrainConfig:
     batch_size: int = 64  # frames drawn per step (each with its reference frame)
     lr: float = 1e-3  # peak learning rate, cosine decay
     pose_weight: float = 1.0  # weight of the visible-state supervision of z
+    # The decoder's colours must then draw the whole frame, so the mask cannot settle on copying
+    # the reference: Breakout's autoencoder did, without it (its 2-px ball changes too little).
+    colour_weight: float = 0.0  # weight of a loss on the decoder's colours before the mask
     max_reference_gap: int = 60  # steps between the frame drawn and the reference it is drawn over
     # stage 2: latent dynamics
     dynamics_steps: int = 6000  # optimizer steps of stage 2 (CartPole: 3000 underfit, 12000 overfit)
@@ -294,8 +297,12 @@ def train_autoencoder(
             z = model.encode(frames)  # targets, then references: one batch
             z_target, z_ref = z.chunk(2)
             ref = frames[len(target) :]
-            recon = model.decode(z_target, z_ref, ref)
-        loss = weighted_frame_loss(recon.float(), frames[: len(target)], ref)
+            colours, mask = model.decode_parts(z_target, z_ref)
+            recon = mask * colours + (1 - mask) * ref
+        target_frames = frames[: len(target)]
+        loss = weighted_frame_loss(recon.float(), target_frames, ref)
+        if config.colour_weight:
+            loss = loss + config.colour_weight * weighted_frame_loss(colours.float(), target_frames, ref)
         if poses is not None:
             loss = loss + config.pose_weight * pose_loss(z.float(), poses[index].to(device))
         return loss
