@@ -108,3 +108,20 @@ def test_pendulum_readout_matches_theta_and_rejects_a_blob():
     blob = np.full((1, spec.height, spec.width, 3), 255, np.uint8)
     blob[0, 28:36, 28:36] = (204, 77, 77)
     assert np.isnan(read_objects(blob, spec)["rod_angle_deg"]).all()
+
+
+def test_object_pose_fills_missing_readings_and_flags_them():
+    from worldsim.objects import object_pose
+
+    spec = get_spec("breakout")
+    frames = np.zeros((3, spec.height, spec.width, 3), np.uint8)  # empty playfield: nothing in view
+    env = spec.make(disable_env_checker=True)
+    env.reset(seed=3)
+    env.step(1)
+    frames[1] = preprocess(env.render(), spec)  # the paddle, no ball yet
+    env.close()
+    pose = object_pose(frames, spec)
+    assert pose.shape == (3, 6)  # paddle x, ball x, ball y, each with an in-view flag
+    assert pose[:, 1].tolist() == [0, 1, 0]  # the paddle is in view in frame 1 only
+    assert not np.isnan(pose).any() and pose[0, 0] == pose[1, 0]  # missing -> the seen mean
+    assert object_pose(frames, get_spec("acrobot")) is None

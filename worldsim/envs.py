@@ -236,7 +236,12 @@ ENV_SPECS: dict[str, EnvSpec] = {
             height=96,
             width=80,
             collect_episodes=500,  # random play loses its 5 lives in ~180 steps
-            train_defaults={"autoencoder_steps": 3000, "dynamics_steps": 4000, "colour_weight": 0.2},
+            train_defaults={
+                "autoencoder_steps": 3000,
+                "dynamics_steps": 4000,
+                "colour_weight": 0.2,
+                "frame_poses": True,
+            },
             example_actions="fire right*10 left*10",
             play_keys={"left": "left", "right": "right", "space": "fire", "down": "noop"},
         ),
@@ -255,7 +260,12 @@ ENV_SPECS: dict[str, EnvSpec] = {
             width=80,
             warmup_steps=50,  # the reset screen has no court yet: also start from a frame in play
             collect_episodes=100,  # random play loses 21-0 in ~850 steps
-            train_defaults={"autoencoder_steps": 3000, "dynamics_steps": 4000, "colour_weight": 0.2},
+            train_defaults={
+                "autoencoder_steps": 3000,
+                "dynamics_steps": 4000,
+                "colour_weight": 0.2,
+                "frame_poses": True,
+            },
             example_actions="noop*10 right*10 left*10",
             # Pong's "right" moves the paddle up the screen, "left" down.
             play_keys={"up": "right", "down": "left", "space": "noop"},

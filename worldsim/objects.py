@@ -168,6 +168,25 @@ def read_objects(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray] | N
     return None if reader is None else reader(frames, spec)
 
 
+def object_pose(frames: np.ndarray, spec: EnvSpec, chunk: int = 2048) -> np.ndarray | None:
+    """(N, h, w, 3) frames -> (N, 2 * objects) training targets: each reading, and a 0/1 flag for
+    whether it was in view (a missing reading takes the mean, so the flag says it is absent).
+    None where the environment has no reader."""
+    if spec.name not in OBJECT_READERS:
+        return None
+    readings: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(frames), chunk):  # bounded memory: the readers work in float32
+        for key, values in read_objects(frames[start : start + chunk], spec).items():
+            readings.setdefault(key, []).append(values)
+    columns = []
+    for parts in readings.values():
+        values = np.concatenate(parts)
+        seen = ~np.isnan(values)
+        fill = values[seen].mean() if seen.any() else 0.0
+        columns += [np.where(seen, values, fill), seen.astype(np.float64)]
+    return np.stack(columns, axis=1)
+
+
 def object_errors(pred: dict[str, np.ndarray], true: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Absolute error per key and frame; NaN where either frame lacks the object."""
     errors = {}

@@ -42,6 +42,7 @@ from worldsim.model import (
     to_float,
     weighted_frame_loss,
 )
+from worldsim.objects import object_pose
 
 STAGES = ("autoencoder", "dynamics")
 
@@ -64,6 +65,12 @@ class TrainConfig:
     # The decoder's colours must then draw the whole frame, so the mask cannot settle on copying
     # the reference: Breakout's autoencoder did, without it (its 2-px ball changes too little).
     colour_weight: float = 0.0  # weight of a loss on the decoder's colours before the mask
+    # ... and the mask then stays where redrawing pays (the ball, the paddle), not everywhere the
+    # colours are nearly right: a blurry redraw of a static background costs PSNR.
+    mask_weight: float = 0.0  # weight of the mean mask (sparsity) in the autoencoder loss
+    # Without a simulator state, a 32-d latent learned from pixels alone did not encode Breakout's
+    # paddle at all (the decoder drew the mean frame); the positions read from the frames do.
+    frame_poses: bool = False  # supervise z with object positions read from frames (worldsim.objects)
     max_reference_gap: int = 60  # steps between the frame drawn and the reference it is drawn over
     # stage 2: latent dynamics
     dynamics_steps: int = 6000  # optimizer steps of stage 2 (CartPole: 3000 underfit, 12000 overfit)
@@ -118,7 +125,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
     train_eps, val_eps = split_episodes(data.num_episodes, config.val_fraction, rng)
     if rank:  # every rank holds the same split and initial weights, and draws its own batches
         rng = np.random.default_rng([config.seed, rank])
-    poses = visible_poses(spec, data)
+    poses = visible_poses(spec, data, from_frames=config.frame_poses)
     states = state_features(spec, data)
     dynamics_kind = config.dynamics if config.dynamics != "auto" else ("gru" if states is None else "state")
     if dynamics_kind not in DYNAMICS_KINDS:
@@ -246,7 +253,11 @@ def state_features(spec, data: EpisodeData) -> np.ndarray | None:
     return spec.dynamics_state(data.states).astype(np.float64)
 
 
-def visible_poses(spec, data: EpisodeData) -> np.ndarray | None:
+def visible_poses(spec, data: EpisodeData, from_frames: bool = False) -> np.ndarray | None:
+    """What the first latent dims learn to be: the simulator's visible state, or with
+    `from_frames` the objects read from the frames (Atari has no state vector), or None."""
+    if from_frames:
+        return object_pose(data.frames, spec)
     if spec.visible_pose is None or data.states is None:
         return None
     return spec.visible_pose(data.states).astype(np.float64)
@@ -303,6 +314,8 @@ def train_autoencoder(
         loss = weighted_frame_loss(recon.float(), target_frames, ref)
         if config.colour_weight:
             loss = loss + config.colour_weight * weighted_frame_loss(colours.float(), target_frames, ref)
+        if config.mask_weight:
+            loss = loss + config.mask_weight * mask.float().mean()
         if poses is not None:
             loss = loss + config.pose_weight * pose_loss(z.float(), poses[index].to(device))
         return loss
