@@ -1,0 +1,39 @@
+"""The evaluation's verdicts, on metrics whose answer is known."""
+
+import numpy as np
+
+from worldsim.envs import get_spec
+from worldsim.evaluate import check_bars, evaluation_starts
+
+
+def _metrics(model: list[float], copy: list[float], edge: float = 1.0, found: float | None = 1.0) -> dict:
+    m = {"psnr": model, "psnr_copy": copy, "edge_ratio": [edge] * len(model)}
+    if found is not None:
+        m["objects_found"] = [found] * len(model)
+    return m
+
+
+def test_bars_pass_a_model_well_above_copy_everywhere():
+    lines = check_bars({"random": _metrics([100.0] + [40.0] * 12, [100.0] + [30.0] * 12)})
+    assert all(line.startswith("PASS") for line in lines) and len(lines) == 4
+
+
+def test_bars_name_the_horizons_below_copy_and_a_fading_model():
+    model = [100.0, 30.0, 31.0] + [40.0] * 10
+    copy = [100.0, 35.0, 30.0] + [38.0] * 10  # h=1 below copy, h=5 and 10 only +2
+    lines = check_bars({"random": _metrics(model, copy, edge=0.3, found=0.5)})
+    assert "FAIL random h=5: PSNR +2.00 dB" in lines[0]
+    assert "FAIL random h=1..10: model above copy at every horizon (not at h=1)" in lines[2]
+    assert lines[3].startswith("FAIL random h=12: no collapse, edge ratio 0.30")
+    assert "objects found in 50%" in lines[3]
+
+
+def test_no_object_in_view_is_not_counted_as_lost():
+    lines = check_bars({"random": _metrics([100.0] + [40.0] * 12, [100.0] + [30.0] * 12, found=np.nan)})
+    assert lines[3].startswith("PASS") and "objects found" not in lines[3]
+
+
+def test_pong_and_carracing_are_also_measured_after_their_warm_up():
+    assert evaluation_starts(get_spec("cartpole"), 2) == [("", 0, 1)]
+    assert evaluation_starts(get_spec("pong"), 2) == [("", 0, 1), (" @50", 50, 2)]
+    assert evaluation_starts(get_spec("carracing"), 2)[1][1] == 50
