@@ -7,6 +7,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
+# A training run of seconds: right shapes and a full checkpoint, wrong dynamics.
+TINY_TRAINING = dict(
+    autoencoder_steps=4,
+    dynamics_steps=4,
+    batch_size=4,
+    dynamics_batch_size=4,
+    unroll=6,
+    latent_dim=8,
+    hidden_dim=16,
+    val_every=2,
+)
 
 
 @pytest.fixture(scope="session")
@@ -25,19 +36,7 @@ def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
     from worldsim.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("ckpt") / "tiny"
-    config = TrainConfig(
-        env="cartpole",
-        data=str(tiny_data),
-        out=str(out),
-        autoencoder_steps=4,
-        dynamics_steps=4,
-        batch_size=4,
-        dynamics_batch_size=4,
-        unroll=6,
-        latent_dim=8,
-        hidden_dim=16,
-        val_every=2,
-    )
+    config = TrainConfig(env="cartpole", data=str(tiny_data), out=str(out), **TINY_TRAINING)
     train(config, command="pytest tiny")
     return out
 

@@ -5,6 +5,7 @@ import json
 import numpy as np
 
 import worldsim
+from tests.conftest import TINY_TRAINING
 from worldsim.data import collect_episodes, load_episodes
 from worldsim.envs import get_spec
 
@@ -83,15 +84,8 @@ def test_tiny_continuous_model_trains_and_rolls_out(tmp_path):
         "pendulum",
         data=str(data),
         out=str(tmp_path / "ckpt"),
-        autoencoder_steps=4,
-        dynamics_steps=4,
-        batch_size=4,
-        dynamics_batch_size=4,
-        unroll=6,
-        latent_dim=8,
-        hidden_dim=16,
-        val_every=2,
         val_fraction=0.5,
+        **TINY_TRAINING,
     )
     train(config, command="pytest tiny pendulum")
     model = worldsim.load(tmp_path / "ckpt")
