@@ -408,8 +408,7 @@ class LatentWorldModel(WorldModel):
 
     def decode(self, z: torch.Tensor, ref_z: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """Draw the frame of latent z over the reference frame `ref` (whose latent is ref_z)."""
-        colours, mask = self.decode_parts(z, ref_z)
-        return mask * colours + (1 - mask) * ref
+        return composite(*self.decode_parts(z, ref_z), ref)
 
     def decode_parts(self, z: torch.Tensor, ref_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The decoder's colours (B, 3, H, W) and mask in [0, 1] (B, 1, H, W) before compositing."""
@@ -454,6 +453,11 @@ def build_model(config: WorldModelConfig) -> WorldModel:
     if config.kind not in MODEL_KINDS:
         raise ValueError(f"Unknown model kind {config.kind!r}; known: {sorted(MODEL_KINDS)}")
     return MODEL_KINDS[config.kind](config)
+
+
+def composite(colours: torch.Tensor, mask: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """The decoder's colours where its mask is on, the reference frame's own pixels elsewhere."""
+    return mask * colours + (1 - mask) * ref
 
 
 def to_float(frames: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,7 @@ from worldsim.model import (
     LatentWorldModel,
     WorldModelConfig,
     build_model,
+    composite,
     embed_actions,
     pose_loss,
     to_float,
@@ -65,9 +66,6 @@ class TrainConfig:
     # The decoder's colours must then draw the whole frame, so the mask cannot settle on copying
     # the reference: Breakout's autoencoder did, without it (its 2-px ball changes too little).
     colour_weight: float = 0.0  # weight of a loss on the decoder's colours before the mask
-    # ... and the mask then stays where redrawing pays (the ball, the paddle), not everywhere the
-    # colours are nearly right: a blurry redraw of a static background costs PSNR.
-    mask_weight: float = 0.0  # weight of the mean mask (sparsity) in the autoencoder loss
     # Without a simulator state, a 32-d latent learned from pixels alone did not encode Breakout's
     # paddle at all (the decoder drew the mean frame); the positions read from the frames do.
     frame_poses: bool = False  # supervise z with object positions read from frames (worldsim.objects)
@@ -309,13 +307,11 @@ def train_autoencoder(
             z_target, z_ref = z.chunk(2)
             ref = frames[len(target) :]
             colours, mask = model.decode_parts(z_target, z_ref)
-            recon = mask * colours + (1 - mask) * ref
+            recon = composite(colours, mask, ref)
         target_frames = frames[: len(target)]
         loss = weighted_frame_loss(recon.float(), target_frames, ref)
         if config.colour_weight:
             loss = loss + config.colour_weight * weighted_frame_loss(colours.float(), target_frames, ref)
-        if config.mask_weight:
-            loss = loss + config.mask_weight * mask.float().mean()
         if poses is not None:
             loss = loss + config.pose_weight * pose_loss(z.float(), poses[index].to(device))
         return loss
