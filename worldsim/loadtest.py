@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 FRAMES_DIR = Path(__file__).resolve().parent.parent / "assets" / "cartpole"
 POLL_S = 0.2  # how often a waiting user looks at its queue position (and its deadline)
+STREAM_GRACE_S = 30.0  # gradio's event stream sends a heartbeat every 15 s
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,13 @@ class Requester:
     ):
         from gradio_client import Client
 
+        # The deadline below is ours. httpx's timeout only guards each read of the shared event
+        # stream: were it as short as the deadline, a quiet stream would die and cancel every job.
         self.client = Client(
-            url, verbose=False, download_files=str(download_dir), httpx_kwargs={"timeout": timeout}
+            url,
+            verbose=False,
+            download_files=str(download_dir),
+            httpx_kwargs={"timeout": timeout + STREAM_GRACE_S},
         )
         self.timeout = timeout
         self.steps = steps
@@ -163,7 +169,7 @@ class Requester:
                 ok = bool(output) and "data:image/png;base64," in output[0]
             message = "" if ok else f"no frame or video in the answer: {str(output)[:200]}"
             return Result(kind.name, "ok" if ok else "failed", seconds, rank, message)
-        message = str(error)
+        message = str(error) or type(error).__name__  # a lost event stream cancels with no message
         if isinstance(error, TimeoutError) or type(error).__name__.endswith("Timeout"):  # httpx's
             return Result(kind.name, "timeout", seconds, rank, message)
         if kind.valid:
