@@ -78,6 +78,14 @@ class TrainConfig:
     dynamics: str = "gru"  # "gru" (any env), "state" (step the simulator state: samples), "auto"
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
+    # One frame cannot show velocity, so from one frame the dynamics learn the velocity their
+    # single-frame windows had on average. Mid-episode, a leaning pole is usually falling; at a
+    # reset it is at rest. Starting those windows at episode starts makes "one frame" mean
+    # "a start, at rest", which is what an uploaded start frame is.
+    single_frame_at_reset: bool = False
+    # Errors grow with the horizon, so a plain MSE over the unroll is about the far steps. The mean
+    # of log(MSE) per step weighs every horizon's error relative to its size, as dB do.
+    log_step_loss: bool = False
     # model
     latent_dim: int = 32  # size of a frame's latent
     hidden_dim: int = 256  # GRU state size
@@ -423,16 +431,21 @@ def window_batch(
     config: TrainConfig,
     rng: np.random.Generator,
 ):
-    """Context latents (B, K, Z), actions (B, U, ...) and target latents (B, U, Z) for some windows."""
+    """Anchors (B,) (moved to their episode start where `single_frame_at_reset` says so), context
+    latents (B, K, Z), actions (B, U, ...) and target latents (B, U, Z) of some windows."""
     k = config.context_frames
     context_count = rng.integers(1, k + 1, size=len(anchors))
-    context_count[rng.random(len(anchors)) < config.single_frame_share] = 1
+    single = rng.random(len(anchors)) < config.single_frame_share
+    context_count[single] = 1
+    if config.single_frame_at_reset:
+        anchors = np.where(single, firsts, anchors)
     offsets = np.arange(-k + 1, 1)  # oldest first
     # Frames before the context window (or the episode) repeat the oldest one used.
     context_index = anchors[:, None] + np.maximum(offsets[None], 1 - context_count[:, None])
     context_index = np.maximum(context_index, firsts[:, None])
     steps = np.arange(config.unroll)
     return (
+        anchors,
         latents[context_index],
         actions[anchors[:, None] + steps[None]],
         latents[anchors[:, None] + 1 + steps[None]],
@@ -451,21 +464,26 @@ class Windows:
         self.train = dynamics_windows(data, train_eps, config.unroll)
         val = dynamics_windows(data, val_eps if len(val_eps) else train_eps, config.unroll)
         pick = rng.choice(len(val[0]), size=min(256, len(val[0])), replace=False)
-        anchors = val[0][pick]
-        self.val_anchors = anchors
-        self.val_batch = window_batch(latents, self.actions, anchors, val[1][pick], config, rng)
+        self.val_anchors, *self.val_batch = window_batch(
+            latents, self.actions, val[0][pick], val[1][pick], config, rng
+        )
         self.val_frames = to_float(
-            torch.from_numpy(data.frames[anchors[:, None] + np.arange(config.unroll + 1)])
+            torch.from_numpy(data.frames[self.val_anchors[:, None] + np.arange(config.unroll + 1)])
         )
 
     def sample(self, size: int, config, rng):
         """(anchors, context latents, actions, target latents) of `size` random training windows."""
         pick = rng.integers(len(self.train[0]), size=size)
-        anchors = self.train[0][pick]
-        return (anchors, *window_batch(self.latents, self.actions, anchors, self.train[1][pick], config, rng))
+        return window_batch(self.latents, self.actions, self.train[0][pick], self.train[1][pick], config, rng)
 
-    def latent_loss(self, predicted: torch.Tensor, targets: torch.Tensor, weight=1.0) -> torch.Tensor:
-        return ((((predicted - targets) / self.scale) ** 2) * weight).mean()
+    def latent_loss(
+        self, predicted: torch.Tensor, targets: torch.Tensor, weight=1.0, log_steps: bool = False
+    ) -> torch.Tensor:
+        """Scaled squared error of (B, U, Z) latents: its mean, or the mean over steps of its log."""
+        error = (((predicted - targets) / self.scale) ** 2) * weight
+        if not log_steps:
+            return error.mean()
+        return torch.log(error.mean(dim=(0, 2)) + 1e-8).mean()
 
 
 def train_dynamics(
@@ -486,7 +504,8 @@ def train_dynamics(
 
     def batch_loss() -> torch.Tensor:
         anchors, context, window_actions, targets = windows.sample(config.dynamics_batch_size, config, rng)
-        loss = windows.latent_loss(unroll_latents(model, context, window_actions), targets, weight)
+        predicted = unroll_latents(model, context, window_actions)
+        loss = windows.latent_loss(predicted, targets, weight, log_steps=config.log_step_loss)
         if states is not None:
             loss = loss + state_losses(
                 model, windows, states, anchors, context, window_actions, targets, weight
