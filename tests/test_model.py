@@ -12,9 +12,11 @@ from worldsim.envs import get_spec
 from worldsim.model import WorldModelConfig, build_model
 
 
-def small_model(seed=0):
+def small_model(seed=0, dynamics="gru"):
     torch.manual_seed(seed)
-    config = WorldModelConfig.for_env(get_spec("cartpole"), latent_dim=8, hidden_dim=16, pose_dims=3)
+    config = WorldModelConfig.for_env(
+        get_spec("cartpole"), latent_dim=8, hidden_dim=16, pose_dims=3, dynamics=dynamics
+    )
     return build_model(config).eval()
 
 
@@ -52,13 +54,28 @@ def test_seeded_rollouts_are_deterministic(start_frame):
     assert np.array_equal(a, b)
 
 
-def test_actions_change_the_prediction(start_frame):
-    model = small_model()
+@pytest.mark.parametrize("dynamics", ["gru", "gru-velocity"])
+def test_actions_change_the_prediction(start_frame, dynamics):
+    model = small_model(dynamics=dynamics)
     assert not np.array_equal(model.rollout(start_frame, "right*8"), model.rollout(start_frame, "left*8"))
 
 
-def test_save_load_round_trip_is_exact(tmp_path, start_frame):
-    model = small_model(seed=1)
+def test_velocity_dynamics_keep_a_latent_moving_at_its_start_velocity():
+    model = small_model(dynamics="gru-velocity")
+    with torch.no_grad():
+        model.dynamics.delta[-1].weight.zero_()  # no acceleration, whatever the action
+        model.dynamics.delta[-1].bias.zero_()
+        state = model.start(torch.rand(1, 2, 3, 64, 160))
+        z0, v0 = state.z.clone(), state.velocity.clone()
+        assert v0.abs().max() > 0
+        for t in range(1, 6):
+            state = model.step(state, torch.tensor([t % 2]))
+            assert torch.allclose(state.z, z0 + t * v0, atol=1e-5)
+
+
+@pytest.mark.parametrize("dynamics", ["gru", "gru-velocity"])
+def test_save_load_round_trip_is_exact(tmp_path, start_frame, dynamics):
+    model = small_model(seed=1, dynamics=dynamics)
     save_checkpoint(model, tmp_path / "m")
     loaded = load(tmp_path / "m")
     for name, tensor in model.state_dict().items():

@@ -75,7 +75,9 @@ class TrainConfig:
     dynamics_batch_size: int = 64  # windows per step
     dynamics_lr: float = 1e-3  # peak learning rate, cosine decay
     dynamics_pose_weight: float = 10.0  # loss weight of the pose dims of z against the others
-    dynamics: str = "gru"  # "gru" (any env), "state" (step the simulator state: samples), "auto"
+    # "gru" (any env), "gru-velocity" (the GRU steps the velocity), "state" (the simulator state:
+    # samples), "auto"
+    dynamics: str = "gru"
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
     # One frame cannot show velocity, so from one frame the dynamics learn the velocity their
@@ -92,7 +94,7 @@ class TrainConfig:
     decoder_metric: bool = False
     # model
     latent_dim: int = 32  # size of a frame's latent
-    hidden_dim: int = 256  # GRU state size
+    hidden_dim: int = 256  # GRU state size (also of dynamics retrained on an --init-from model)
     context_frames: int = 2  # most start frames the model takes
     # speed
     bf16: bool = True  # bf16 autocast for the convolutions: ~2x faster training on this CPU
@@ -180,8 +182,9 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             result = train_autoencoder(model, data, poses, train_frames, val_eps, config, rng)
         else:
             latents = encode_all(model, data.frames, config)
-            model.config = replace(
+            model.config = replace(  # the dynamics are trained from scratch, to this config
                 model.config,
+                hidden_dim=config.hidden_dim,
                 dynamics=dynamics_kind,
                 state_dims=0 if states is None else states.shape[1],
                 state_mean=[] if states is None else states.mean(0).tolist(),
