@@ -14,8 +14,9 @@ from worldsim.model import WorldModelConfig, build_model
 
 def small_model(seed=0, dynamics="gru"):
     torch.manual_seed(seed)
+    state = {"state_dims": 5, "state_mean": [0.0] * 5, "state_std": [1.0] * 5} if dynamics == "state" else {}
     config = WorldModelConfig.for_env(
-        get_spec("cartpole"), latent_dim=8, hidden_dim=16, pose_dims=3, dynamics=dynamics
+        get_spec("cartpole"), latent_dim=8, hidden_dim=16, pose_dims=3, dynamics=dynamics, **state
     )
     return build_model(config).eval()
 
@@ -54,26 +55,13 @@ def test_seeded_rollouts_are_deterministic(start_frame):
     assert np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("dynamics", ["gru", "gru-velocity"])
+@pytest.mark.parametrize("dynamics", ["gru", "state"])
 def test_actions_change_the_prediction(start_frame, dynamics):
     model = small_model(dynamics=dynamics)
     assert not np.array_equal(model.rollout(start_frame, "right*8"), model.rollout(start_frame, "left*8"))
 
 
-def test_velocity_dynamics_keep_a_latent_moving_at_its_start_velocity():
-    model = small_model(dynamics="gru-velocity")
-    with torch.no_grad():
-        model.dynamics.delta[-1].weight.zero_()  # no acceleration, whatever the action
-        model.dynamics.delta[-1].bias.zero_()
-        state = model.start(torch.rand(1, 2, 3, 64, 160))
-        z0, v0 = state.z.clone(), state.velocity.clone()
-        assert v0.abs().max() > 0
-        for t in range(1, 6):
-            state = model.step(state, torch.tensor([t % 2]))
-            assert torch.allclose(state.z, z0 + t * v0, atol=1e-5)
-
-
-@pytest.mark.parametrize("dynamics", ["gru", "gru-velocity"])
+@pytest.mark.parametrize("dynamics", ["gru", "state"])
 def test_save_load_round_trip_is_exact(tmp_path, start_frame, dynamics):
     model = small_model(seed=1, dynamics=dynamics)
     save_checkpoint(model, tmp_path / "m")

@@ -5,9 +5,6 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-import worldsim
-from tests.conftest import TINY_TRAINING
-
 
 def _windows(config, share: float, at_reset: bool):
     from worldsim.train import window_batch
@@ -51,29 +48,3 @@ def test_log_step_loss_counts_each_step_relative_to_its_own_error():
     assert torch.isclose(tenfold_small - base, torch.tensor(np.log(100) / 3, dtype=torch.float32), rtol=1e-4)
     plain = windows.latent_loss(predicted, targets)
     assert windows.latent_loss(torch.cat([10 * small, large, large], 1), targets) / plain < 1.001
-
-
-def test_decoder_metric_predicts_how_much_a_latent_error_changes_the_frame(tiny_checkpoint, tiny_data):
-    from worldsim.data import load_episodes
-    from worldsim.model import to_float
-    from worldsim.train import TrainConfig, decoder_metric, reference_frames
-
-    torch.manual_seed(0)
-    model = worldsim.load(tiny_checkpoint)
-    data = load_episodes(tiny_data, model.spec)
-    config = TrainConfig(env="cartpole", **TINY_TRAINING)
-    frames = np.arange(0, len(data.frames), 7)
-    metric = decoder_metric(model, data, frames, config, np.random.default_rng(3), samples=len(frames))
-    assert torch.allclose(metric, metric.T) and torch.linalg.eigvalsh(metric).min() > -1e-9
-
-    rng = np.random.default_rng(3)  # the same frames and references as the metric drew
-    target = rng.choice(frames, size=len(frames), replace=False)
-    reference = reference_frames(data, target, config.max_reference_gap, rng)
-    ref = to_float(torch.from_numpy(data.frames[reference]))
-    with torch.no_grad():
-        z = model.encode(to_float(torch.from_numpy(data.frames[target])))
-        ref_z = model.encode(ref)
-        for _ in range(3):
-            error = 1e-3 * torch.randn(z.shape[1])
-            change = (model.decode(z + error, ref_z, ref) - model.decode(z, ref_z, ref)).pow(2).mean()
-            assert torch.isclose(error @ metric @ error, change, rtol=0.05)

@@ -60,8 +60,7 @@ class WorldModelConfig:
     pose_dims: int = 0  # leading latent dims supervised by the simulator's visible state
     pose_mean: list[float] = field(default_factory=list)  # normalisation of those state dims
     pose_std: list[float] = field(default_factory=list)
-    # "gru": a GRU steps the latent (any env); "gru-velocity": it steps the latent's velocity.
-    # "state": an MLP steps the simulator's state,
+    # "gru": a GRU steps the latent (any env). "state": an MLP steps the simulator's state,
     # estimated from the start frames, and the latent is read out from it (envs with a state).
     dynamics: str = "gru"
     state_dims: int = 0  # size of the spec's dynamics_state features
@@ -149,10 +148,9 @@ class LatentState:
     ref_z: torch.Tensor | None = None
     ref: torch.Tensor | None = None
     offset: torch.Tensor | None = None
-    velocity: torch.Tensor | None = None  # latent velocity z_t - z_{t-1} (velocity dynamics)
 
-    def next(self, z: torch.Tensor, h: torch.Tensor, velocity: torch.Tensor | None = None) -> LatentState:
-        return LatentState(z=z, h=h, ref_z=self.ref_z, ref=self.ref, offset=self.offset, velocity=velocity)
+    def next(self, z: torch.Tensor, h: torch.Tensor) -> LatentState:
+        return LatentState(z=z, h=h, ref_z=self.ref_z, ref=self.ref, offset=self.offset)
 
 
 class ConvEncoder(nn.Module):
@@ -244,34 +242,6 @@ class LatentDynamics(nn.Module):
         return state.next(z=state.z + self.delta(h), h=h)
 
 
-class VelocityLatentDynamics(LatentDynamics):
-    """A GRU that steps the latent's acceleration, not its position:
-
-        v_{t+1} = v_t + delta(h_{t+1}),   z_{t+1} = z_t + v_{t+1}
-
-    Moving things keep moving without the GRU holding their speed to many digits: it only says
-    how each action and the pose change the velocity (CartPole: +-15 rad/s^2 per push, nearly
-    constant). From one frame the start velocity is what the context features say (zero motion
-    in, a learned prior out)."""
-
-    def __init__(self, config: WorldModelConfig):
-        super().__init__(config)
-        z = config.latent_dim
-        self.cell = nn.GRUCell(2 * z + config.action_embed_dim, config.hidden_dim)  # sees z and v
-        self.init_velocity = nn.Linear(config.context_frames * z, z)
-
-    def start(self, context: torch.Tensor, noise: torch.Tensor | None = None) -> LatentState:
-        state = super().start(context)
-        state.velocity = self.init_velocity(context_features(context))
-        return state
-
-    def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
-        inputs = torch.cat([state.z, state.velocity, embed_actions(self.embed_action, actions)], dim=1)
-        h = self.cell(inputs, state.h)
-        velocity = state.velocity + self.delta(h)
-        return state.next(z=state.z + velocity, h=h, velocity=velocity)
-
-
 def context_features(context: torch.Tensor) -> torch.Tensor:
     """(B, K, Z) -> (B, K*Z): the last latent and its differences to the earlier ones (motion;
     zeros when the context is one repeated frame)."""
@@ -327,7 +297,7 @@ class StateDynamics(nn.Module):
         return state.next(z=state.offset + self.readout(s), h=s)
 
 
-DYNAMICS_KINDS = {"gru": LatentDynamics, "gru-velocity": VelocityLatentDynamics, "state": StateDynamics}
+DYNAMICS_KINDS = {"gru": LatentDynamics, "state": StateDynamics}
 
 
 class WorldModel(nn.Module):

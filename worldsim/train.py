@@ -75,9 +75,7 @@ class TrainConfig:
     dynamics_batch_size: int = 64  # windows per step
     dynamics_lr: float = 1e-3  # peak learning rate, cosine decay
     dynamics_pose_weight: float = 10.0  # loss weight of the pose dims of z against the others
-    # "gru" (any env), "gru-velocity" (the GRU steps the velocity), "state" (the simulator state:
-    # samples), "auto"
-    dynamics: str = "gru"
+    dynamics: str = "gru"  # "gru" (any env), "state" (step the simulator state: samples), "auto"
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
     # One frame cannot show velocity, so from one frame the dynamics learn the velocity their
@@ -88,10 +86,6 @@ class TrainConfig:
     # Errors grow with the horizon, so a plain MSE over the unroll is about the far steps. The mean
     # of log(MSE) per step weighs every horizon's error relative to its size, as dB do.
     log_step_loss: bool = False
-    # The decoder may draw from a few latent dims and ignore others (CartPole's draws almost
-    # nothing from its pose dims), so an error per latent dim says little about the frame. The
-    # decoder metric measures a latent error by how much it changes the decoded frame.
-    decoder_metric: bool = False
     # model
     latent_dim: int = 32  # size of a frame's latent
     hidden_dim: int = 256  # GRU state size (also of dynamics retrained on an --init-from model)
@@ -484,21 +478,11 @@ class Windows:
         return window_batch(self.latents, self.actions, self.train[0][pick], self.train[1][pick], config, rng)
 
     def latent_loss(
-        self,
-        predicted: torch.Tensor,
-        targets: torch.Tensor,
-        weight=1.0,
-        log_steps: bool = False,
-        metric: torch.Tensor | None = None,
+        self, predicted: torch.Tensor, targets: torch.Tensor, weight=1.0, log_steps: bool = False
     ) -> torch.Tensor:
-        """Squared error of (B, U, Z) latents, per dim scaled by the latents' spread and weighted,
-        or with `metric` (Z, Z) the squared change of the decoded frame, e' M e. Its mean, or
-        with `log_steps` the mean over steps of its log."""
-        if metric is None:
-            error = (((predicted - targets) / self.scale) ** 2) * weight
-        else:
-            diff = predicted - targets
-            error = torch.einsum("...i,ij,...j->...", diff, metric, diff)[..., None]
+        """Squared error of (B, U, Z) latents, per dim scaled by the latents' spread and weighted:
+        its mean, or with `log_steps` the mean over steps of its log."""
+        error = (((predicted - targets) / self.scale) ** 2) * weight
         if not log_steps:
             return error.mean()
         return torch.log(error.mean(dim=(0, 2)) + 1e-12).mean()
@@ -519,15 +503,11 @@ def train_dynamics(
     windows = Windows(data, latents, train_eps, val_eps, config, rng)
     weight = torch.ones(latents.shape[1], device=latents.device)
     weight[: model.config.pose_dims] = config.dynamics_pose_weight
-    metric = None
-    if config.decoder_metric:
-        train_frames = np.concatenate([_episode_indices(data, e) for e in train_eps])
-        metric = decoder_metric(model, data, train_frames, config, rng)
 
     def batch_loss() -> torch.Tensor:
         anchors, context, window_actions, targets = windows.sample(config.dynamics_batch_size, config, rng)
         predicted = unroll_latents(model, context, window_actions)
-        loss = windows.latent_loss(predicted, targets, weight, config.log_step_loss, metric)
+        loss = windows.latent_loss(predicted, targets, weight, log_steps=config.log_step_loss)
         if states is not None:
             loss = loss + state_losses(
                 model, windows, states, anchors, context, window_actions, targets, weight
@@ -544,33 +524,6 @@ def train_dynamics(
         samples_per_step=config.dynamics_batch_size,
         val_every=config.val_every,
     )
-
-
-def decoder_metric(
-    model: LatentWorldModel,
-    data: EpisodeData,
-    frames: np.ndarray,
-    config: TrainConfig,
-    rng: np.random.Generator,
-    samples: int = 32,
-) -> torch.Tensor:
-    """M = E[J'J] / pixels, J the decoder's Jacobian with respect to the drawn frame's latent, over
-    some training frames drawn over their references: for a small latent error e, e' M e is the
-    mean squared change of the decoded frame, what PSNR counts."""
-    target = rng.choice(frames, size=samples, replace=False)
-    reference = reference_frames(data, target, config.max_reference_gap, rng)
-    images = to_float(torch.from_numpy(data.frames[np.concatenate([target, reference])])).to(config.device)
-    with torch.no_grad():
-        z, ref_z = model.encode(images).float().chunk(2)
-    ref = images[samples:]
-    columns = []
-    for d in range(z.shape[1]):  # one forward-mode derivative per latent dim
-        direction = torch.zeros_like(z)
-        direction[:, d] = 1
-        _, column = torch.func.jvp(lambda zz: model.decode(zz, ref_z, ref), (z,), (direction,))
-        columns.append(column.flatten(1))
-    jacobian = torch.stack(columns, dim=2)  # (samples, pixels, Z)
-    return torch.einsum("bpi,bpj->ij", jacobian, jacobian).detach() / (samples * jacobian.shape[1])
 
 
 def state_losses(model, windows, states, anchors, context, actions, targets, weight) -> torch.Tensor:
