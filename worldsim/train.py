@@ -88,7 +88,7 @@ class TrainConfig:
     log_step_loss: bool = False
     # model
     latent_dim: int = 32  # size of a frame's latent
-    hidden_dim: int = 256  # GRU state size (also of dynamics retrained on an --init-from model)
+    hidden_dim: int = 256  # GRU state size
     context_frames: int = 2  # most start frames the model takes
     # speed
     bf16: bool = True  # bf16 autocast for the convolutions: ~2x faster training on this CPU
@@ -176,9 +176,8 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             result = train_autoencoder(model, data, poses, train_frames, val_eps, config, rng)
         else:
             latents = encode_all(model, data.frames, config)
-            model.config = replace(  # the dynamics are trained from scratch, to this config
+            model.config = replace(
                 model.config,
-                hidden_dim=config.hidden_dim,
                 dynamics=dynamics_kind,
                 state_dims=0 if states is None else states.shape[1],
                 state_mean=[] if states is None else states.mean(0).tolist(),
