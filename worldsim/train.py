@@ -176,12 +176,13 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             result = train_autoencoder(model, data, poses, train_frames, val_eps, config, rng)
         else:
             latents = encode_all(model, data.frames, config)
+            stepped = states if dynamics_kind == "state" else None  # what the dynamics step
             model.config = replace(
                 model.config,
                 dynamics=dynamics_kind,
-                state_dims=0 if states is None else states.shape[1],
-                state_mean=[] if states is None else states.mean(0).tolist(),
-                state_std=[] if states is None else (states.std(0) + 1e-6).tolist(),
+                state_dims=0 if stepped is None else stepped.shape[1],
+                state_mean=[] if stepped is None else stepped.mean(0).tolist(),
+                state_std=[] if stepped is None else (stepped.std(0) + 1e-6).tolist(),
             )
             model.dynamics = DYNAMICS_KINDS[dynamics_kind](model.config).to(config.device)  # from scratch
             normalised = None
