@@ -111,6 +111,14 @@ class EnvSpec:
         return gym.make(self.gym_id, render_mode=self.render_mode if render else None, **kwargs)
 
 
+# Training for envs whose reset starts at rest (CartPole, Acrobot, MountainCar): one frame cannot
+# show velocity, and dynamics trained on single frames from anywhere in an episode learn the
+# velocity seen there on average (mid-episode, a leaning pole is usually falling). Taking one start
+# frame as a reset, and weighing every horizon alike, cut CartPole's pole angle error at h=10 by
+# 37-47% (docs/results.md).
+FROM_RESET = {"single_frame_at_reset": True, "log_step_loss": True}
+
+
 def _angles(*columns: int) -> Callable[[np.ndarray], np.ndarray]:
     """Pose = sin and cos of the given state columns (angles)."""
 
@@ -165,9 +173,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             dynamics_state=_with_angles(2),  # x, x velocity, pole angle, angular velocity
             steps_after_termination=40,
             collect_policies=(("random", 0.35), ("sticky", 0.15), ("balance", 0.5)),
-            # A reset pole is at rest; mid-episode, a leaning pole is usually falling. With one
-            # start frame taken as a reset, the pole angle error at h=10 halved (docs/results.md).
-            train_defaults={"single_frame_at_reset": True, "log_step_loss": True},
+            train_defaults=FROM_RESET,
             example_actions="right*10 left*10 right*10",
             play_keys={"left": "left", "right": "right"},
         ),
@@ -185,6 +191,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             dynamics_state=_with_angles(0, 1),  # two joint angles and their velocities
             collect_episodes=200,  # most run the full 500 steps
             collect_policies=(("random", 0.5), ("sticky", 0.5)),
+            train_defaults=FROM_RESET,
             example_actions="left*10 right*10 left*10",
             play_keys={"left": "left", "right": "right", "space": "none"},
         ),
