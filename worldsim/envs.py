@@ -229,6 +229,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             visible_pose=_mountaincar_pose,
             dynamics_state=_with_angles(),  # position and velocity, as they are
             collect_policies=(("random", 0.3), ("sticky", 0.7)),  # held pushes climb the hills
+            train_defaults=FROM_RESET,
             example_actions="left*20 right*40",
             play_keys={"left": "left", "right": "right", "space": "none"},
         ),
