@@ -61,9 +61,12 @@ def evaluation_starts(spec: EnvSpec, context_frames: int) -> list[tuple[str, int
     return starts
 
 
-def per_step_metrics(pred: np.ndarray, true: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
+def per_step_metrics(
+    pred: np.ndarray, true: np.ndarray, spec: EnvSpec, redrawn: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """pred, true: uint8 (B, T+1, h, w, 3) -> metric name -> (T+1,) mean over episodes, for the
-    model and for the copy-the-start-frame baseline."""
+    model and for the copy-the-start-frame baseline; with `redrawn` (the true frames as the model
+    draws them, `WorldModel.redraw`) also the PSNR the model would reach with perfect dynamics."""
     pred_t, true_t = to_float(torch.from_numpy(pred)), to_float(torch.from_numpy(true))
     copy_t = true_t[:, :1].expand_as(true_t)
     out = {
@@ -73,6 +76,8 @@ def per_step_metrics(pred: np.ndarray, true: np.ndarray, spec: EnvSpec) -> dict[
         "ssim_copy": ssim(copy_t, true_t).mean(0).numpy(),
         "edge_ratio": (edge_energy(pred_t) / edge_energy(true_t).clamp_min(1e-8)).mean(0).numpy(),
     }
+    if redrawn is not None:
+        out["psnr_redraw"] = psnr(to_float(torch.from_numpy(redrawn)), true_t).mean(0).numpy()
     b, t = pred.shape[:2]
     true_objects = read_objects(true.reshape(b * t, *true.shape[2:]), spec)
     if true_objects is not None:
@@ -121,7 +126,7 @@ def evaluate_model(
                 contexts.append(frames[warmup + 1 - context : warmup + 1])
             true_frames = np.stack(true)
             pred = model.imagine(np.stack(contexts), np.stack(actions))
-            metrics = per_step_metrics(pred, true_frames, spec)
+            metrics = per_step_metrics(pred, true_frames, spec, model.redraw(true_frames))
             results[policy + suffix] = {k: v.tolist() for k, v in metrics.items()}
     horizons = [h for h in REPORT_HORIZONS if h <= horizon]
     markdown = format_table(results, horizons, spec, episodes)
@@ -192,7 +197,9 @@ def format_table(results: dict, horizons: list[int], spec: EnvSpec, episodes: in
     """Markdown: one row per policy and horizon, model next to the copy baseline."""
     first = next(iter(results.values()))
     object_keys = [k.removesuffix("_error") for k in first if k.endswith("_error")]
-    header = ["policy", "h", "PSNR model", "PSNR copy", "SSIM model", "SSIM copy", "edge ratio"]
+    redraw = "psnr_redraw" in first  # the model's drawing of the true frames: its PSNR ceiling
+    header = ["policy", "h", "PSNR model", "PSNR copy"] + ["PSNR redraw"] * redraw
+    header += ["SSIM model", "SSIM copy", "edge ratio"]
     for key in object_keys:
         header += [f"{key} err model", f"{key} err copy"]
     header += ["objects found (worst object)"] if object_keys else []
@@ -203,6 +210,12 @@ def format_table(results: dict, horizons: list[int], spec: EnvSpec, episodes: in
             "with the frame before it as context)."
             if spec.warmup_steps
             else "."
+        )
+        + (
+            " PSNR redraw: the true frames drawn by the model's decoder from their own latents, over"
+            " the start frame: what its rollouts would reach with perfect dynamics."
+            if redraw
+            else ""
         ),
         "",
         "| " + " | ".join(header) + " |",
@@ -211,7 +224,7 @@ def format_table(results: dict, horizons: list[int], spec: EnvSpec, episodes: in
     for policy, metrics in results.items():
         for h in horizons:
             row = [policy, str(h)]
-            row += [f"{metrics[k][h]:.2f}" for k in ("psnr", "psnr_copy")]
+            row += [f"{metrics[k][h]:.2f}" for k in ("psnr", "psnr_copy", "psnr_redraw")[: 2 + redraw]]
             row += [f"{metrics[k][h]:.3f}" for k in ("ssim", "ssim_copy", "edge_ratio")]
             for key in object_keys:
                 row += [f"{metrics[key + '_error'][h]:.3f}", f"{metrics[key + '_error_copy'][h]:.3f}"]

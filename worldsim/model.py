@@ -330,6 +330,12 @@ class WorldModel(nn.Module):
         """Frames of several states at once: (T, B, 3, H, W). Override to batch the work."""
         return torch.stack([self.render(state) for state in states])
 
+    def redraw(self, frames: np.ndarray) -> np.ndarray | None:
+        """True frames uint8 (B, T+1, h, w, 3) as the model would draw them with perfect dynamics,
+        or None where that has no meaning. Evaluation compares it with the rollout: what the
+        drawing costs, and what the dynamics cost."""
+        return None
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -436,6 +442,15 @@ class LatentWorldModel(WorldModel):
 
     def render(self, state: LatentState) -> torch.Tensor:
         return self.decode(state.z, state.ref_z, state.ref).clamp(0, 1)
+
+    @torch.inference_mode()
+    def redraw(self, frames: np.ndarray) -> np.ndarray:
+        """Each frame decoded from its own latent over frame 0, as a rollout draws over its start."""
+        video = to_float(torch.tensor(frames, device=self.device))
+        b, t = video.shape[:2]
+        z = self.encode(video.flatten(0, 1)).view(b, t, -1)
+        drawn = [video[:, 0]] + [self.decode(z[:, i], z[:, 0], video[:, 0]).clamp(0, 1) for i in range(1, t)]
+        return to_uint8(torch.stack(drawn, dim=1)).cpu().numpy()
 
     def render_many(self, states: list[LatentState]) -> torch.Tensor:
         """One decoder pass for all the states: (T, B, 3, H, W)."""
