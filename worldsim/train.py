@@ -80,8 +80,8 @@ class TrainConfig:
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
     # One frame cannot show velocity, so from one frame the dynamics learn the velocity their
     # single-frame windows had on average. Mid-episode, a leaning pole is usually falling; at a
-    # reset it is at rest. Starting those windows at episode starts makes "one frame" mean
-    # "a start, at rest", which is what an uploaded start frame is.
+    # reset it is at rest. Starting those windows at episode starts makes "one frame" mean "a
+    # reset, with a reset's velocity", which is what evaluation and most uploads start from.
     single_frame_at_reset: bool = False
     # Errors grow with the horizon, so a plain MSE over the unroll is about the far steps. The mean
     # of log(MSE) per step weighs every horizon's error relative to its size, as dB do.
