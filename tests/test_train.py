@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 
@@ -48,3 +49,85 @@ def test_log_step_loss_counts_each_step_relative_to_its_own_error():
     assert torch.isclose(tenfold_small - base, torch.tensor(np.log(100) / 3, dtype=torch.float32), rtol=1e-4)
     plain = windows.latent_loss(predicted, targets)
     assert windows.latent_loss(torch.cat([10 * small, large, large], 1), targets) / plain < 1.001
+
+
+def _weights(module) -> dict:
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_the_pixels_stage_continues_the_dynamics_the_dynamics_stage_starts_anew(
+    tiny_checkpoint, tiny_data, tmp_path
+):
+    import json
+
+    import worldsim
+    from worldsim.train import TrainConfig, train
+
+    before = worldsim.load(tiny_checkpoint)
+    config = TrainConfig(
+        env="cartpole",
+        data=str(tiny_data),
+        init_from=str(tiny_checkpoint),
+        dynamics_batch_size=2,
+        unroll=6,
+        val_every=1,
+        dynamics_steps=1,
+        dynamics_lr=0.0,
+        pixel_steps=1,
+        pixel_lr=0.0,
+        decoder_lr=0.0,
+    )  # fmt: skip  (zero learning rates: what changes was replaced, not trained)
+    continued = train(replace(config, stages="pixels", out=str(tmp_path / "pixels")), command="pytest pixels")
+    assert _same(_weights(before.dynamics), _weights(continued.dynamics))
+    assert "pixels" in json.loads((tmp_path / "pixels" / "training.json").read_text())
+    anew = train(replace(config, stages="dynamics", out=str(tmp_path / "anew")), command="pytest anew")
+    assert not _same(_weights(before.dynamics), _weights(anew.dynamics))
+    assert "pixels" not in json.loads((tiny_checkpoint / "training.json").read_text())  # 0 steps: skipped
+    with pytest.raises(ValueError, match="Nothing to train"):
+        train(replace(config, stages="pixels", pixel_steps=0, out=str(tmp_path / "none")), command="none")
+
+
+def test_the_pixel_loss_trains_the_dynamics_and_only_with_a_rate_the_decoder(
+    tiny_checkpoint, tiny_data, tmp_path
+):
+    import worldsim
+    from worldsim.train import TrainConfig, train
+
+    original = worldsim.load(tiny_checkpoint)
+    config = TrainConfig(
+        env="cartpole", data=str(tiny_data), init_from=str(tiny_checkpoint), stages="pixels",
+        pixel_steps=2, pixel_horizon=3, dynamics_batch_size=2, unroll=6, val_every=2,
+    )  # fmt: skip
+    frozen = train(replace(config, decoder_lr=0.0, out=str(tmp_path / "frozen")), command="pytest frozen")
+    assert _same(_weights(original.decoder), _weights(frozen.decoder))
+    assert not _same(_weights(original.dynamics), _weights(frozen.dynamics))
+    assert all(p.requires_grad for p in frozen.decoder.parameters())  # unfrozen again afterwards
+    tuned = train(replace(config, decoder_lr=1e-3, out=str(tmp_path / "tuned")), command="pytest decoder")
+    assert not _same(_weights(original.decoder), _weights(tuned.decoder))
+    assert _same(_weights(original.encoder), _weights(tuned.encoder))
+
+
+def test_the_pixel_loss_is_the_mean_log_error_of_the_decoded_frames():
+    """With its mask off the decoder draws nothing, so a decoded frame is its reference, and the
+    loss is the mean log MSE of the reference against the true frame, whatever the latents."""
+    from types import SimpleNamespace
+
+    from worldsim.model import LatentWorldModel, WorldModelConfig
+    from worldsim.train import TrainConfig, pixel_loss
+
+    config = WorldModelConfig("cartpole", 16, 32, "discrete", 2, latent_dim=4, hidden_dim=8)
+    model = LatentWorldModel(config)
+    with torch.no_grad():
+        model.decoder.net[-2].bias[48:].fill_(-1e4)  # mask logits: sigmoid 0 everywhere
+    frames = np.arange(8, dtype=np.uint8)[:, None, None, None] * np.full((1, 16, 32, 3), 10, np.uint8)
+    data = SimpleNamespace(frames=frames)  # frame i is grey 10 * i
+    anchors, context, predicted = np.array([0, 3]), torch.zeros(2, 1, 4), torch.randn(2, 3, 4)
+    loss = pixel_loss(
+        model, data, anchors, context, predicted, TrainConfig(pixel_horizon=1), np.random.default_rng(0)
+    )
+    # pixel_horizon 1 decodes the first step: frames 1 and 4 over frames 0 and 3, each 10 grey off.
+    assert torch.isclose(loss, torch.log(torch.tensor((10 / 255) ** 2 + 1e-6)), rtol=1e-5)

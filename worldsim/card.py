@@ -54,7 +54,7 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
         f"({_crop(spec)}) and resized to {config['height']}x{config['width']}.",
     ]
     if training:
-        stages = [s for s in ("autoencoder", "dynamics") if s in training]
+        stages = [s for s in ("autoencoder", "dynamics", "pixels") if s in training]
         commands = training.get("commands", [training["command"]])
         lines += [
             "",

@@ -1,8 +1,11 @@
-"""Training: first the frame autoencoder, then the latent dynamics on frozen latents.
+"""Training: first the frame autoencoder, then the latent dynamics on frozen latents, then both
+dynamics and decoder on what the rollouts draw.
 
-Two stages, as in World Models: the autoencoder is the expensive part (convolutions on pixels) and
-trains on single frames; the dynamics then train on pre-computed latents, where a 40-step unroll
-costs almost nothing, so long-horizon rollouts are trained for directly.
+Two main stages, as in World Models: the autoencoder is the expensive part (convolutions on
+pixels) and trains on single frames; the dynamics then train on pre-computed latents, where a
+40-step unroll costs almost nothing, so long-horizon rollouts are trained for directly. A short
+third stage (`pixel_steps`, CartPole's default) decodes predictions and fine-tunes the dynamics
+and decoder for pixel error, which is what a user sees and what evaluation measures.
 
     python -m worldsim train --env cartpole                 # defaults reproduce the shipped model
     python -m worldsim train --env cartpole --autoencoder-steps 50 --dynamics-steps 50   # smoke run
@@ -45,7 +48,7 @@ from worldsim.model import (
 )
 from worldsim.objects import object_pose
 
-STAGES = ("autoencoder", "dynamics")
+STAGES = ("autoencoder", "dynamics", "pixels")
 
 
 @dataclass
@@ -86,6 +89,16 @@ class TrainConfig:
     # Errors grow with the horizon, so a plain MSE over the unroll is about the far steps. The mean
     # of log(MSE) per step weighs every horizon's error relative to its size, as dB do.
     log_step_loss: bool = False
+    # stage 3: pixels (after the dynamics; 0 steps skips it)
+    # A latent loss teaches the mean future latent, and the decoder draws that latent sharp, in
+    # one place, when the future is uncertain (CartPole: has the cart crossed a pixel yet?). This
+    # stage decodes one predicted step per window and scores it in pixels, the latent loss still
+    # on, so the dynamics learn the latents, and the decoder the drawing, that are closest to the
+    # truth on average. Its loss is the mean log MSE per frame: mean PSNR, as evaluation measures.
+    pixel_steps: int = 0  # optimizer steps of stage 3; the dynamics continue from stage 2
+    pixel_lr: float = 3e-4  # peak learning rate of the dynamics in stage 3
+    decoder_lr: float = 1e-4  # peak learning rate of the decoder in stage 3 (0: frozen)
+    pixel_horizon: int = 10  # the decoded step is one of the first this many of the unroll
     # model
     latent_dim: int = 32  # size of a frame's latent
     hidden_dim: int = 256  # GRU state size
@@ -127,6 +140,10 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
     stages = [stage.strip() for stage in config.stages.split(",") if stage.strip()]
     if unknown := sorted(set(stages) - set(STAGES)):
         raise ValueError(f"Unknown training stage(s) {unknown}; stages are {', '.join(STAGES)}.")
+    if not config.pixel_steps:
+        stages = [stage for stage in stages if stage != "pixels"]
+        if not stages:
+            raise ValueError("Nothing to train: the pixels stage runs --pixel-steps steps, and that is 0.")
     data = load_any_episodes(config.data, spec)
     train_eps, val_eps = split_episodes(data.num_episodes, config.val_fraction, rng)
     if rank:  # every rank holds the same split and initial weights, and draws its own batches
@@ -169,27 +186,31 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         f"{sum(p.numel() for p in model.parameters()):,} parameters; stages: {', '.join(stages)}"
     )
 
+    latents = None  # every frame's latent, once the autoencoder is trained
     for stage in stages:
         stage_started = time.time()
         if stage == "autoencoder":
             train_frames = np.concatenate([_episode_indices(data, e) for e in train_eps])
             result = train_autoencoder(model, data, poses, train_frames, val_eps, config, rng)
         else:
-            latents = encode_all(model, data.frames, config)
-            stepped = states if dynamics_kind == "state" else None  # what the dynamics step
-            model.config = replace(
-                model.config,
-                dynamics=dynamics_kind,
-                state_dims=0 if stepped is None else stepped.shape[1],
-                state_mean=[] if stepped is None else stepped.mean(0).tolist(),
-                state_std=[] if stepped is None else (stepped.std(0) + 1e-6).tolist(),
-            )
-            model.dynamics = DYNAMICS_KINDS[dynamics_kind](model.config).to(config.device)  # from scratch
+            latents = encode_all(model, data.frames, config) if latents is None else latents
+            if stage == "dynamics":  # new dynamics, from scratch
+                stepped = states if dynamics_kind == "state" else None  # what the dynamics step
+                model.config = replace(
+                    model.config,
+                    dynamics=dynamics_kind,
+                    state_dims=0 if stepped is None else stepped.shape[1],
+                    state_mean=[] if stepped is None else stepped.mean(0).tolist(),
+                    state_std=[] if stepped is None else (stepped.std(0) + 1e-6).tolist(),
+                )
+                model.dynamics = DYNAMICS_KINDS[dynamics_kind](model.config).to(config.device)
             normalised = None
-            if dynamics_kind == "state":
+            if model.config.dynamics == "state" and states is not None:
                 mean, std = np.array(model.config.state_mean), np.array(model.config.state_std)
                 normalised = torch.from_numpy(((states - mean) / std).astype(np.float32)).to(config.device)
-            result = train_dynamics(model, data, latents, normalised, train_eps, val_eps, config, rng)
+            result = train_dynamics(
+                model, data, latents, normalised, train_eps, val_eps, config, rng, pixels=stage == "pixels"
+            )
         record[stage] = {**result, "minutes": (time.time() - stage_started) / 60}
         record["minutes"] = sum(record[s]["minutes"] for s in STAGES if s in record)
         if world > 1:
@@ -349,8 +370,9 @@ def fit(
     val_every: int,
 ):
     """AdamW with warm-up and cosine decay, gradient clipping, progress bar and periodic validation.
-    Returns throughput and the validation history."""
+    `params`: tensors, or AdamW's parameter groups. Returns throughput and the validation history."""
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _cosine(s, steps))
     history = []
     quiet = dist.is_initialized() and dist.get_rank() > 0  # one progress bar per run, not per rank
@@ -497,9 +519,11 @@ def train_dynamics(
     val_eps: np.ndarray,
     config: TrainConfig,
     rng: np.random.Generator,
+    pixels: bool = False,
 ) -> dict:
     """Stage 2: predict `unroll` latents open-loop from the context; loss on all of them. State
-    dynamics also learn from the recorded simulator states (normalised, (N, S))."""
+    dynamics also learn from the recorded simulator states (normalised, (N, S)). With `pixels`,
+    stage 3: the same, continued, plus the pixel loss of decoded predictions (see TrainConfig)."""
     windows = Windows(data, latents, train_eps, val_eps, config, rng)
     weight = torch.ones(latents.shape[1], device=latents.device)
     weight[: model.config.pose_dims] = config.dynamics_pose_weight
@@ -508,22 +532,44 @@ def train_dynamics(
         anchors, context, window_actions, targets = windows.sample(config.dynamics_batch_size, config, rng)
         predicted = unroll_latents(model, context, window_actions)
         loss = windows.latent_loss(predicted, targets, weight, log_steps=config.log_step_loss)
+        if pixels:
+            loss = loss + pixel_loss(model, data, anchors, context, predicted, config, rng)
         if states is not None:
             loss = loss + state_losses(
                 model, windows, states, anchors, context, window_actions, targets, weight
             )
         return loss
 
-    return fit(
-        "dynamics",
-        list(model.dynamics.parameters()),
-        batch_loss,
-        lambda: evaluate_dynamics(model, windows, states, config),
-        steps=config.dynamics_steps,
-        lr=config.dynamics_lr,
-        samples_per_step=config.dynamics_batch_size,
-        val_every=config.val_every,
-    )
+    groups = [{"params": list(model.dynamics.parameters())}]
+    if pixels and config.decoder_lr:
+        groups.append({"params": list(model.decoder.parameters()), "lr": config.decoder_lr})
+    model.decoder.requires_grad_(len(groups) > 1)  # frozen, the pixel loss reaches only the dynamics
+    try:
+        return fit(
+            "pixels" if pixels else "dynamics",
+            groups,
+            batch_loss,
+            lambda: evaluate_dynamics(model, windows, states, config),
+            steps=config.pixel_steps if pixels else config.dynamics_steps,
+            lr=config.pixel_lr if pixels else config.dynamics_lr,
+            samples_per_step=config.dynamics_batch_size,
+            val_every=config.val_every,
+        )
+    finally:
+        model.decoder.requires_grad_(True)
+
+
+def pixel_loss(model, data, anchors, context, predicted, config, rng) -> torch.Tensor:
+    """Mean log MSE of one decoded step per window (a random one of the first `pixel_horizon`),
+    drawn over the window's last context frame as a rollout draws over its start frame."""
+    size = len(anchors)
+    step = rng.integers(0, min(config.pixel_horizon, predicted.shape[1]), size=size)
+    frames = data.frames[np.concatenate([anchors, anchors + 1 + step])]
+    reference, truth = to_float(torch.from_numpy(frames)).to(predicted.device).chunk(2)
+    z = predicted[torch.arange(size), torch.from_numpy(step)]
+    drawn = model.decode(z, context[:, -1], reference).clamp(0, 1)
+    # + 1e-6: a frame drawn to 60 dB counts as perfect, so no frame's log can run away.
+    return torch.log(((drawn - truth) ** 2).mean(dim=(1, 2, 3)) + 1e-6).mean()
 
 
 def state_losses(model, windows, states, anchors, context, actions, targets, weight) -> torch.Tensor:
