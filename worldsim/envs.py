@@ -243,7 +243,8 @@ ENV_SPECS: dict[str, EnvSpec] = {
             visible_pose=_mountaincar_pose,
             dynamics_state=_with_angles(),  # position and velocity, as they are
             collect_policies=(("random", 0.3), ("sticky", 0.7)),  # held pushes climb the hills
-            train_defaults=FROM_RESET,
+            # The pixels stage: h=5 +5.7 -> +10.0 dB over copy, h=10 +13.8 -> +19.7.
+            train_defaults={**FROM_RESET, "pixel_steps": 1500},
             example_actions="left*20 right*40",
             play_keys={"left": "left", "right": "right", "space": "none"},
         ),

@@ -213,7 +213,8 @@ def format_table(results: dict, horizons: list[int], spec: EnvSpec, episodes: in
         )
         + (
             " PSNR redraw: the true frames drawn by the model's decoder from their own latents, over"
-            " the start frame: what its rollouts would reach with perfect dynamics."
+            " the start frame: what its rollouts would reach by predicting the true latents (after a"
+            " pixels stage, which tunes the decoder to the model's own predictions, they can do better)."
             if redraw
             else ""
         ),
