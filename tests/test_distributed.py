@@ -22,6 +22,7 @@ def test_two_ranks_train_to_identical_weights(tiny_data, tmp_path):
         f"--out={out}",
         "--autoencoder-steps=3",
         "--dynamics-steps=3",
+        "--pixel-steps=3",  # CartPole trains all three stages
         "--batch-size=4",
         "--dynamics-batch-size=4",
         "--unroll=6",
