@@ -267,6 +267,9 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 "dynamics_steps": 4000,
                 "colour_weight": 0.2,
                 "frame_poses": True,
+                # h=10 41.2 -> 49.3 dB; the ball found at h=10 in 89% of frames, was 39%.
+                "pixel_steps": 1500,
+                "pixel_horizon": 40,
             },
             example_actions="fire right*10 left*10",
             play_keys={"left": "left", "right": "right", "space": "fire", "down": "noop"},
