@@ -55,3 +55,17 @@ def test_redraw_measures_the_drawing_apart_from_the_dynamics():
     assert (metrics["psnr_redraw"][2:] > metrics["psnr"][2:]).all()
     table = format_table({"random": {k: v.tolist() for k, v in metrics.items()}}, [1, 5], spec, 1)
     assert "PSNR redraw" in table.splitlines()[2]
+
+
+def test_updating_the_card_records_metrics_and_leaves_the_weights_byte_identical(tiny_checkpoint, tmp_path):
+    import json
+    import shutil
+
+    from worldsim.evaluate import evaluate_model
+
+    folder = shutil.copytree(tiny_checkpoint, tmp_path / "tiny")
+    weights = (folder / "model.safetensors").read_bytes()
+    metrics = evaluate_model(str(folder), episodes=2, horizon=5, out=tmp_path / "docs", update_card=True)
+    assert (folder / "model.safetensors").read_bytes() == weights
+    assert json.loads((folder / "metrics.json").read_text())["markdown"] == metrics["markdown"]
+    assert metrics["markdown"] in (folder / "README.md").read_text()

@@ -50,6 +50,14 @@ def save_checkpoint(
     return folder
 
 
+def save_metrics(folder: str | Path, metrics: dict) -> None:
+    """Record evaluation results in a checkpoint folder and its card, leaving the weights alone
+    (rewriting them changes their bytes, though not their values: safetensors orders its header
+    metadata anew each time)."""
+    (Path(folder) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_model_card(folder)
+
+
 def write_model_card(folder: str | Path) -> None:
     (Path(folder) / "README.md").write_text(render_model_card(*read_card_inputs(folder)))
 

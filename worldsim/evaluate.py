@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from worldsim.checkpoint import load, resolve, save_checkpoint
+from worldsim.checkpoint import load, resolve, save_metrics
 from worldsim.data import EVAL_SEED_START, POLICIES
 from worldsim.envs import EnvSpec, preprocess
 from worldsim.metrics import edge_energy, psnr, ssim
@@ -150,7 +150,7 @@ def evaluate_model(
     (out / f"eval_{name}.json").write_text(json.dumps(metrics, indent=1))
     plot_results(results, spec, out / f"eval_{name}.png")
     if update_card:
-        save_checkpoint(model, resolve(model_name), metrics=metrics)
+        save_metrics(resolve(model_name), metrics)
     return metrics
 
 
