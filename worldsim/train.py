@@ -559,7 +559,15 @@ def train_dynamics(
         model.decoder.requires_grad_(True)
 
 
-def pixel_loss(model, data, anchors, context, predicted, config, rng) -> torch.Tensor:
+def pixel_loss(
+    model: LatentWorldModel,
+    data: EpisodeData,
+    anchors: np.ndarray,
+    context: torch.Tensor,
+    predicted: torch.Tensor,
+    config: TrainConfig,
+    rng: np.random.Generator,
+) -> torch.Tensor:
     """Mean log MSE of one decoded step per window (a random one of the first `pixel_horizon`),
     drawn over the window's last context frame as a rollout draws over its start frame."""
     size = len(anchors)
