@@ -4,8 +4,9 @@ dynamics and decoder on what the rollouts draw.
 Two main stages, as in World Models: the autoencoder is the expensive part (convolutions on
 pixels) and trains on single frames; the dynamics then train on pre-computed latents, where a
 40-step unroll costs almost nothing, so long-horizon rollouts are trained for directly. A short
-third stage (`pixel_steps`, CartPole's default) decodes predictions and fine-tunes the dynamics
-and decoder for pixel error, which is what a user sees and what evaluation measures.
+third stage (`pixel_steps`; on by default for CartPole, MountainCar, Breakout and CarRacing)
+decodes predictions and fine-tunes the dynamics and decoder for pixel error, which is what a user
+sees and what evaluation measures.
 
     python -m worldsim train --env cartpole                 # defaults reproduce the shipped model
     python -m worldsim train --env cartpole --autoencoder-steps 50 --dynamics-steps 50   # smoke run
