@@ -54,7 +54,8 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
         f"({_crop(spec)}) and resized to {config['height']}x{config['width']}.",
     ]
     if training:
-        stages = [s for s in ("autoencoder", "dynamics", "pixels") if s in training]
+        # The stages run, in the order they ran: the record's parts that took minutes.
+        stages = [s for s, part in training.items() if isinstance(part, dict) and "minutes" in part]
         commands = training.get("commands", [training["command"]])
         lines += [
             "",

@@ -66,7 +66,8 @@ def per_step_metrics(
 ) -> dict[str, np.ndarray]:
     """pred, true: uint8 (B, T+1, h, w, 3) -> metric name -> (T+1,) mean over episodes, for the
     model and for the copy-the-start-frame baseline; with `redrawn` (the true frames as the model
-    draws them, `WorldModel.redraw`) also the PSNR the model would reach with perfect dynamics."""
+    draws them, `WorldModel.redraw`) also the PSNR of that drawing: what predicting the true
+    latents would reach."""
     pred_t, true_t = to_float(torch.from_numpy(pred)), to_float(torch.from_numpy(true))
     copy_t = true_t[:, :1].expand_as(true_t)
     out = {
@@ -197,7 +198,7 @@ def format_table(results: dict, horizons: list[int], spec: EnvSpec, episodes: in
     """Markdown: one row per policy and horizon, model next to the copy baseline."""
     first = next(iter(results.values()))
     object_keys = [k.removesuffix("_error") for k in first if k.endswith("_error")]
-    redraw = "psnr_redraw" in first  # the model's drawing of the true frames: its PSNR ceiling
+    redraw = "psnr_redraw" in first  # the model's drawing of the true frames
     header = ["policy", "h", "PSNR model", "PSNR copy"] + ["PSNR redraw"] * redraw
     header += ["SSIM model", "SSIM copy", "edge ratio"]
     for key in object_keys:

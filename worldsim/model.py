@@ -331,9 +331,9 @@ class WorldModel(nn.Module):
         return torch.stack([self.render(state) for state in states])
 
     def redraw(self, frames: np.ndarray) -> np.ndarray | None:
-        """True frames uint8 (B, T+1, h, w, 3) as the model would draw them with perfect dynamics,
-        or None where that has no meaning. Evaluation compares it with the rollout: what the
-        drawing costs, and what the dynamics cost."""
+        """True frames uint8 (B, T+1, h, w, 3) as the model would draw them if it predicted their
+        latents exactly, or None where that has no meaning. Evaluation compares it with the
+        rollout: what the drawing costs, and what the dynamics cost."""
         return None
 
     @property
