@@ -2,16 +2,16 @@
 
 python app.py        # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override)
 
-Wiring only: every handler lives in worldsim.demo and is tested there.
+Wiring only: every handler lives in worldsim.app.handlers and is tested there.
 """
 
 import gradio as gr
 import torch
 
-from worldsim import demo as handlers
-from worldsim.actions import ACTION_FILE_TYPES
-from worldsim.images import CLIP_TYPES
-from worldsim.play import KEY_ROLES
+from worldsim.app import handlers
+from worldsim.app.play import KEY_ROLES
+from worldsim.envs.actions import ACTION_FILE_TYPES
+from worldsim.media.images import CLIP_TYPES
 
 # One core per request, two requests at a time (concurrency_limit below): two requests each
 # spinning two threads on two cores made a 4 ms play step take 120 ms (docs/performance.md).

@@ -23,7 +23,7 @@ TINY_TRAINING = dict(
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """Four real CartPole episodes collected through the async vector env."""
-    from worldsim.data import CollectConfig, collect
+    from worldsim.data.collect import CollectConfig, collect
 
     out = tmp_path_factory.mktemp("data") / "cartpole"
     collect(CollectConfig(env="cartpole", out=str(out), episodes=4, shard_episodes=2, seed=123))
@@ -33,7 +33,7 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
     """A small CartPole model trained for a few steps: right shapes, wrong dynamics."""
-    from worldsim.train import TrainConfig, train
+    from worldsim.training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("ckpt") / "tiny"
     config = TrainConfig(env="cartpole", data=str(tiny_data), out=str(out), **TINY_TRAINING)
@@ -43,7 +43,7 @@ def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def start_frame() -> np.ndarray:
-    from worldsim.images import load_image
+    from worldsim.media.images import load_image
 
     return load_image(ASSETS / "cartpole" / "reset_seed7.png")
 

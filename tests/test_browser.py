@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from tests.conftest import ASSETS, ROOT
-from worldsim.bench_app import CHROMIUM, launch_chromium
+from worldsim.tools.bench_app import CHROMIUM, launch_chromium
 
 pytestmark = pytest.mark.browser
 

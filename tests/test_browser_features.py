@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ASSETS, ROOT
-from worldsim.bench_app import CHROMIUM, launch_chromium
+from worldsim.tools.bench_app import CHROMIUM, launch_chromium
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "docs" / "screenshots"
@@ -97,7 +97,7 @@ def test_samples_show_a_grid_and_their_spread(page):
 
 
 def test_a_clip_becomes_the_context_and_the_model_input_is_shown(page, tmp_path):
-    from worldsim.simulator import simulator_frames
+    from worldsim.envs.simulator import simulator_frames
 
     frames = simulator_frames("cartpole", 7, "right*6")
     clip = tmp_path / "clip.gif"
@@ -195,7 +195,7 @@ def test_stop_cancels_a_long_rollout_and_the_next_one_works(page):
 
 def _first_examples() -> list[tuple[str, dict]]:
     """(model, its first example) for every shipped model, from the app's own listing."""
-    from worldsim.demo import examples
+    from worldsim.app.handlers import examples
 
     seen, rows = set(), []
     for model, frame, actions, start in examples():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from worldsim.compare import difference, per_step_psnr, side_by_side
-from worldsim.simulator import SimulatorStart, simulator_frames
+from worldsim.envs.simulator import SimulatorStart, simulator_frames
+from worldsim.media.panels import difference, per_step_psnr, side_by_side
 
 
 def test_side_by_side_stacks_across_the_short_side_with_labels():

@@ -6,7 +6,7 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from worldsim import demo
+from worldsim.app import handlers as demo
 
 
 @pytest.mark.parametrize("name", ["../../etc", "/etc", "checkpoints/cartpole", "hf://../../x", ""])
@@ -32,8 +32,8 @@ def test_picker_lists_hub_models_from_the_environment(monkeypatch):
 def test_start_from_simulator_gives_the_reset_frame_and_its_start():
     import numpy as np
 
-    from worldsim.images import load_image
-    from worldsim.simulator import simulator_frames
+    from worldsim.envs.simulator import simulator_frames
+    from worldsim.media.images import load_image
 
     path, start = demo.start_from_simulator("cartpole", 7)
     assert start == "seed 7"

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from worldsim.actions import parse_actions
-from worldsim.envs import ENV_SPECS, get_spec, preprocess
-from worldsim.simulator import simulator_frames
+from worldsim.envs.actions import parse_actions
+from worldsim.envs.simulator import simulator_frames
+from worldsim.envs.spec import ENV_SPECS, get_spec, preprocess
 
 
 @pytest.mark.parametrize("name", sorted(ENV_SPECS))

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from worldsim.envs import get_spec
-from worldsim.evaluate import check_bars, evaluation_starts
+from worldsim.envs.spec import get_spec
+from worldsim.evaluation.evaluate import check_bars, evaluation_starts
 
 
 def _metrics(model: list[float], copy: list[float], edge: float = 1.0, found: float | None = 1.0) -> dict:
@@ -41,7 +41,7 @@ def test_pong_and_carracing_are_also_measured_after_their_warm_up():
 
 def test_redraw_measures_the_drawing_apart_from_the_dynamics():
     import worldsim
-    from worldsim.evaluate import format_table, per_step_metrics, simulate
+    from worldsim.evaluation.evaluate import format_table, per_step_metrics, simulate
 
     model = worldsim.load("cartpole")
     spec = model.spec
@@ -61,7 +61,7 @@ def test_updating_the_card_records_metrics_and_leaves_the_weights_byte_identical
     import json
     import shutil
 
-    from worldsim.evaluate import evaluate_model
+    from worldsim.evaluation.evaluate import evaluate_model
 
     folder = shutil.copytree(tiny_checkpoint, tmp_path / "tiny")
     weights = (folder / "model.safetensors").read_bytes()

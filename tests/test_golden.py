@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import worldsim
-from worldsim.images import load_image
 from tests.conftest import ROOT
+from worldsim.media.images import load_image
 
 GOLDEN = np.load(ROOT / "tests" / "data" / "golden_rollouts.npz")
 MODELS = sorted(name for name in GOLDEN.files if "__" not in name)

@@ -20,11 +20,11 @@ from PIL import Image
 
 import worldsim
 from tests.conftest import ASSETS, ROOT
-from worldsim import demo
-from worldsim.actions import ActionError, accepted_actions, parse_actions
-from worldsim.checkpoint import CheckpointError
-from worldsim.envs import get_spec
-from worldsim.images import ACCEPTED_IMAGES, ImageError, load_image
+from worldsim.app import handlers as demo
+from worldsim.envs.actions import ActionError, accepted_actions, parse_actions
+from worldsim.envs.spec import get_spec
+from worldsim.media.images import ACCEPTED_IMAGES, ImageError, load_image
+from worldsim.models.checkpoint import CheckpointError
 
 FAST_S = 2.0  # the "within a second or two"
 START = ASSETS / "cartpole" / "reset_seed7.png"

@@ -16,10 +16,10 @@ import torch
 from huggingface_hub import ModelCard
 
 from tests.conftest import ROOT
-from worldsim.checkpoint import save_checkpoint
-from worldsim.envs import get_spec
-from worldsim.hub import HubError, parse_hub_id, prepare_upload
-from worldsim.model import WorldModelConfig, build_model
+from worldsim.envs.spec import get_spec
+from worldsim.hub.client import HubError, parse_hub_id, prepare_upload
+from worldsim.models.checkpoint import save_checkpoint
+from worldsim.models.latent import WorldModelConfig, build_model
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -150,8 +150,8 @@ def test_episodes_round_trip_through_parquet_and_the_hub_cache(tmp_path, tiny_da
     import pyarrow.parquet as pq
     from huggingface_hub import DatasetCard
 
-    from worldsim.data import load_episodes
-    from worldsim.dataset import export_parquet, load_any_episodes
+    from worldsim.data.collect import load_episodes
+    from worldsim.data.dataset import export_parquet, load_any_episodes
 
     spec = get_spec("cartpole")
     staged = export_parquet(tiny_data, spec, tmp_path / "staged")
@@ -171,7 +171,7 @@ def test_episodes_round_trip_through_parquet_and_the_hub_cache(tmp_path, tiny_da
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(COMMIT)
     code = (
-        "import numpy as np; from worldsim.dataset import load_any_episodes;"
+        "import numpy as np; from worldsim.data.dataset import load_any_episodes;"
         "d = load_any_episodes('hf://datasets/me/episodes', 'cartpole');"
         "print(len(d.frames), d.num_episodes, int(d.frames.sum() % 1000003))"
     )
@@ -184,7 +184,7 @@ def test_episodes_round_trip_through_parquet_and_the_hub_cache(tmp_path, tiny_da
     for name in ("frames", "actions", "states", "episode_starts", "episode_lengths", "policies"):
         assert np.array_equal(getattr(local, name), getattr(original, name)), name
     # `collect --source` turns a dataset back into shards that train like collected ones.
-    from worldsim.dataset import materialize_shards
+    from worldsim.data.dataset import materialize_shards
 
     materialize_shards(str(staged), spec, tmp_path / "shards", shard_episodes=3)
     again = load_episodes(tmp_path / "shards", spec)

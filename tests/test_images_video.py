@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from worldsim.images import MIN_SIDE, ImageError, load_image
-from worldsim.video import upscale, write_video
+from worldsim.media.images import MIN_SIDE, ImageError, load_image
+from worldsim.media.video import upscale, write_video
 
 
 def save(image: Image.Image, tmp_path, name, **kwargs):

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from worldsim.actions import ActionError, read_action_file
-from worldsim.images import ImageError, load_clip
-from worldsim.video import write_video
+from worldsim.envs.actions import ActionError, read_action_file
+from worldsim.media.images import ImageError, load_clip
+from worldsim.media.video import write_video
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from pathlib import Path
 from urllib.parse import urlparse
 
-from worldsim.loadtest import (
+from worldsim.tools.loadtest import (
     VALID_KIND,
     Requester,
     format_load_report,

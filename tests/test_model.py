@@ -7,9 +7,9 @@ import torch
 from safetensors.torch import save_file
 
 import worldsim
-from worldsim.checkpoint import CheckpointError, load, save_checkpoint
-from worldsim.envs import get_spec
-from worldsim.model import WorldModelConfig, build_model
+from worldsim.envs.spec import get_spec
+from worldsim.models.checkpoint import CheckpointError, load, save_checkpoint
+from worldsim.models.latent import WorldModelConfig, build_model
 
 
 def small_model(seed=0, dynamics="gru"):
@@ -128,7 +128,7 @@ def test_bad_checkpoints_fail_with_clear_messages(tmp_path):
 
 
 def test_older_config_formats_are_upgraded_step_by_step(monkeypatch):
-    import worldsim.model as model_module
+    import worldsim.models.latent as model_module
 
     config = small_model().config.to_dict()
     renamed = {**config, "format_version": 1, "latent": config["latent_dim"]}

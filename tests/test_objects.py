@@ -1,7 +1,7 @@
 import numpy as np
 
-from worldsim.envs import get_spec, preprocess
-from worldsim.objects import object_errors, read_objects
+from worldsim.envs.objects import object_errors, read_objects
+from worldsim.envs.spec import get_spec, preprocess
 
 
 def test_cartpole_readout_matches_the_simulator_state():
@@ -111,7 +111,7 @@ def test_pendulum_readout_matches_theta_and_rejects_a_blob():
 
 
 def test_object_pose_fills_missing_readings_and_flags_them():
-    from worldsim.objects import object_pose
+    from worldsim.envs.objects import object_pose
 
     spec = get_spec("breakout")
     frames = np.zeros((3, spec.height, spec.width, 3), np.uint8)  # empty playfield: nothing in view

@@ -6,8 +6,8 @@ import numpy as np
 
 import worldsim
 from tests.conftest import TINY_TRAINING
-from worldsim.data import collect_episodes, load_episodes
-from worldsim.envs import get_spec
+from worldsim.data.collect import collect_episodes, load_episodes
+from worldsim.envs.spec import get_spec
 
 
 def test_collected_shards_hold_whole_episodes(tiny_data):
@@ -31,7 +31,7 @@ def test_collection_is_deterministic_given_seed():
 
 
 def test_collection_resumes_by_skipping_written_shards(tiny_data):
-    from worldsim.data import CollectConfig, collect
+    from worldsim.data.collect import CollectConfig, collect
 
     before = {p.name: p.stat().st_mtime_ns for p in tiny_data.glob("shard_*.npz")}
     collect(CollectConfig(env="cartpole", out=str(tiny_data), episodes=4, shard_episodes=2, seed=123))
@@ -53,7 +53,7 @@ def test_tiny_training_writes_a_loadable_checkpoint(tiny_checkpoint, start_frame
 
 
 def test_training_resumes_from_a_checkpoint_and_records_every_command(tiny_checkpoint, tiny_data, tmp_path):
-    from worldsim.train import TrainConfig, train
+    from worldsim.training.train import TrainConfig, train
 
     config = TrainConfig(
         env="cartpole",
@@ -75,8 +75,8 @@ def test_training_resumes_from_a_checkpoint_and_records_every_command(tiny_check
 
 def test_tiny_continuous_model_trains_and_rolls_out(tmp_path):
     """The same pipeline for a continuous action space: Pendulum's torque."""
-    from worldsim.data import CollectConfig, collect
-    from worldsim.train import TrainConfig, train
+    from worldsim.data.collect import CollectConfig, collect
+    from worldsim.training.train import TrainConfig, train
 
     data = tmp_path / "pendulum"
     collect(CollectConfig(env="pendulum", out=str(data), episodes=2, shard_episodes=2, num_envs=1, seed=5))
@@ -99,7 +99,7 @@ def test_tiny_continuous_model_trains_and_rolls_out(tmp_path):
 
 def test_each_environment_trains_with_its_own_defaults_unless_overridden():
     from worldsim.cli import _flags_given, build_parser
-    from worldsim.train import TrainConfig
+    from worldsim.training.train import TrainConfig
 
     assert TrainConfig.for_env("breakout").autoencoder_steps == 3000
     assert TrainConfig.for_env("cartpole").single_frame_at_reset and not TrainConfig().single_frame_at_reset

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from worldsim import load
-from worldsim.play import PlaySession
+from worldsim.app.play import PlaySession
 
 
 @pytest.fixture

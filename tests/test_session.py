@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import ASSETS
-from worldsim import demo
-from worldsim.session import RolloutSession, SessionError
+from worldsim.app import handlers as demo
+from worldsim.app.session import RolloutSession, SessionError
 
 START = str(ASSETS / "cartpole" / "reset_seed7.png")
 

@@ -8,7 +8,7 @@ import torch
 
 
 def _windows(config, share: float, at_reset: bool):
-    from worldsim.train import window_batch
+    from worldsim.training.train import window_batch
 
     latents = torch.arange(100, dtype=torch.float32)[:, None].repeat(1, 3)  # frame i has latent i
     actions = torch.arange(100)
@@ -19,7 +19,7 @@ def _windows(config, share: float, at_reset: bool):
 
 
 def test_single_frame_windows_can_start_at_their_episode_start():
-    from worldsim.train import TrainConfig
+    from worldsim.training.train import TrainConfig
 
     config = TrainConfig(env="cartpole", context_frames=2, unroll=4)
     anchors, context, actions, targets = _windows(config, share=1.0, at_reset=True)
@@ -33,7 +33,7 @@ def test_single_frame_windows_can_start_at_their_episode_start():
 
 
 def test_log_step_loss_counts_each_step_relative_to_its_own_error():
-    from worldsim.train import Windows
+    from worldsim.training.train import Windows
 
     windows = Windows.__new__(Windows)
     windows.scale = torch.ones(4)
@@ -65,7 +65,7 @@ def test_the_pixels_stage_continues_the_dynamics_the_dynamics_stage_starts_anew(
     import json
 
     import worldsim
-    from worldsim.train import TrainConfig, train
+    from worldsim.training.train import TrainConfig, train
 
     before = worldsim.load(tiny_checkpoint)
     config = TrainConfig(
@@ -95,7 +95,7 @@ def test_the_pixel_loss_trains_the_dynamics_and_only_with_a_rate_the_decoder(
     tiny_checkpoint, tiny_data, tmp_path
 ):
     import worldsim
-    from worldsim.train import TrainConfig, train
+    from worldsim.training.train import TrainConfig, train
 
     original = worldsim.load(tiny_checkpoint)
     config = TrainConfig(
@@ -116,8 +116,8 @@ def test_the_pixel_loss_is_the_mean_log_error_of_the_decoded_frames():
     loss is the mean log MSE of the reference against the true frame, whatever the latents."""
     from types import SimpleNamespace
 
-    from worldsim.model import LatentWorldModel, WorldModelConfig
-    from worldsim.train import TrainConfig, pixel_loss
+    from worldsim.models.latent import LatentWorldModel, WorldModelConfig
+    from worldsim.training.train import TrainConfig, pixel_loss
 
     config = WorldModelConfig("cartpole", 16, 32, "discrete", 2, latent_dim=4, hidden_dim=8)
     model = LatentWorldModel(config)

@@ -5,9 +5,9 @@ model = worldsim.load("cartpole")
 video = model.rollout(start_frame, "right*5 left*5")   # (T+1, H, W, 3) uint8
 """
 
-from worldsim.actions import ActionError, format_actions, parse_actions
-from worldsim.checkpoint import CheckpointError, load
-from worldsim.envs import ENV_SPECS, get_spec, preprocess
+from worldsim.envs.actions import ActionError, format_actions, parse_actions
+from worldsim.envs.spec import ENV_SPECS, get_spec, preprocess
+from worldsim.models.checkpoint import CheckpointError, load
 
 __all__ = [
     "ENV_SPECS",

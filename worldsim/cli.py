@@ -15,9 +15,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from worldsim.data import CollectConfig
-from worldsim.envs import ENV_SPECS
-from worldsim.train import TrainConfig
+from worldsim.data.collect import CollectConfig
+from worldsim.envs.spec import ENV_SPECS
+from worldsim.training.train import TrainConfig
 
 
 def _field_comments(cls) -> dict[str, str]:
@@ -168,29 +168,29 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, command: str) -> int:
     if args.command == "collect":
-        from worldsim.data import collect
+        from worldsim.data.collect import collect
 
         if args.env not in ENV_SPECS:
             raise KeyError(f"Unknown environment {args.env!r}. Known: {', '.join(sorted(ENV_SPECS))}.")
         config = _dataclass_from_args(CollectConfig, args)
         if config.source:
-            from worldsim.dataset import materialize_shards
-            from worldsim.envs import get_spec
+            from worldsim.data.dataset import materialize_shards
+            from worldsim.envs.spec import get_spec
 
             paths = materialize_shards(config.source, get_spec(config.env), config.out, config.shard_episodes)
         else:
             paths = collect(config)
         print(f"{len(paths)} shards in {config.out}")
     elif args.command == "train":
-        from worldsim.train import train
+        from worldsim.training.train import train
 
         flags = _flags_given(TrainConfig, args)
         train(TrainConfig.for_env(flags.pop("env", TrainConfig.env), **flags), command=command)
     elif args.command == "eval":
-        from worldsim.evaluate import evaluate_model
+        from worldsim.evaluation.evaluate import evaluate_model
 
         if args.all:
-            from worldsim.evaluate import evaluate_all
+            from worldsim.evaluation.evaluate import evaluate_all
 
             print(evaluate_all(args.episodes, args.horizon, Path(args.out), args.update_card))
         else:
@@ -203,23 +203,23 @@ def _run(args: argparse.Namespace, command: str) -> int:
         path = rollout_to_file(args.model, args.start, args.actions, args.out, args.seed, args.device)
         print(path)
     elif args.command == "push":
-        from worldsim.checkpoint import resolve
-        from worldsim.hub import push
+        from worldsim.hub.client import push
+        from worldsim.models.checkpoint import resolve
 
         print(push(resolve(args.model), args.repo, private=args.private, dry_run=args.dry_run))
     elif args.command == "push-data":
-        from worldsim.dataset import push_dataset
-        from worldsim.envs import get_spec
+        from worldsim.data.dataset import push_dataset
+        from worldsim.envs.spec import get_spec
 
         data = args.data or f"data/{args.env}"
         print(push_dataset(data, get_spec(args.env), args.repo, private=args.private, dry_run=args.dry_run))
     elif args.command == "calibrate":
         import numpy as np
 
-        from worldsim.checkpoint import load, resolve
-        from worldsim.dataset import load_any_episodes
-        from worldsim.familiarity import save_calibration
-        from worldsim.train import calibrate_on, split_episodes
+        from worldsim.data.dataset import load_any_episodes
+        from worldsim.evaluation.familiarity import save_calibration
+        from worldsim.models.checkpoint import load, resolve
+        from worldsim.training.train import calibrate_on, split_episodes
 
         folder, model = resolve(args.model), load(args.model)
         data = load_any_episodes(args.data or f"data/{model.spec.name}", model.spec)
@@ -236,30 +236,30 @@ def _run(args: argparse.Namespace, command: str) -> int:
     elif args.command == "snapshot":
         from PIL import Image
 
-        from worldsim.simulator import simulator_frames
+        from worldsim.envs.simulator import simulator_frames
 
         frames = simulator_frames(args.env, args.seed, args.actions)
         Image.fromarray(frames[-1]).save(args.out)
         print(args.out)
     elif args.command == "bench":
-        from worldsim.bench import run_benchmark
+        from worldsim.tools.bench import run_benchmark
 
         if args.all:
-            from worldsim.bench import run_all_benchmarks
+            from worldsim.tools.bench import run_all_benchmarks
 
             print(run_all_benchmarks(args.steps, args.repeats))
         else:
             run_benchmark(args.model, args.steps, args.repeats)
     elif args.command == "bench-app":
-        from worldsim.bench_app import run_app_benchmark
+        from worldsim.tools.bench_app import run_app_benchmark
 
         run_app_benchmark(args.url, args.steps, args.repeats)
     elif args.command == "bench-play":
-        from worldsim.bench_app import run_play_benchmark
+        from worldsim.tools.bench_app import run_play_benchmark
 
         run_play_benchmark(args.url, args.seconds)
     elif args.command in ("loadtest", "soak"):
-        from worldsim import loadtest
+        from worldsim.tools import loadtest
 
         if args.command == "loadtest":
             report = loadtest.run_loadtest(

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from worldsim.actions import MAX_STEPS, parse_actions
-from worldsim.checkpoint import load
-from worldsim.images import load_image
-from worldsim.model import WorldModel
-from worldsim.video import write_video
+from worldsim.envs.actions import MAX_STEPS, parse_actions
+from worldsim.media.images import load_image
+from worldsim.media.video import write_video
+from worldsim.models.checkpoint import load
+from worldsim.models.latent import WorldModel
 
 
 @functools.lru_cache(maxsize=8)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldsim.envs import EnvSpec, get_spec, preprocess
+from worldsim.envs.spec import EnvSpec, get_spec, preprocess
 
 CONFIG_FORMAT_VERSION = 2
 # Frames decoded per pass when imagining a whole sequence. Batching the decoder over time is the
@@ -315,7 +315,7 @@ class WorldModel(nn.Module):
         super().__init__()
         self.config = config
         self.spec = get_spec(config.env)
-        self.calibration: dict | None = None  # familiarity of uploads, see worldsim.familiarity
+        self.calibration: dict | None = None  # familiarity of uploads, see worldsim.evaluation.familiarity
 
     def start(self, context: torch.Tensor, sample: bool = False):
         raise NotImplementedError
@@ -386,7 +386,7 @@ class WorldModel(nn.Module):
         frames leave open (e.g. velocities one frame cannot show); `seed` makes them repeatable.
         A model that cannot sample returns identical samples.
         """
-        from worldsim.actions import parse_actions
+        from worldsim.envs.actions import parse_actions
 
         parsed = parse_actions(actions, self.spec)
         if seed is not None:

@@ -18,12 +18,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from worldsim.card import read_card_inputs, render_model_card
-from worldsim.familiarity import read_calibration
-from worldsim.hub import HubError, download, is_hub_id
-from worldsim.model import WorldModel, WorldModelConfig, build_model
+from worldsim.evaluation.familiarity import read_calibration
+from worldsim.hub.client import HubError, download, is_hub_id
+from worldsim.models.card import read_card_inputs, render_model_card
+from worldsim.models.latent import WorldModel, WorldModelConfig, build_model
 
-CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+CHECKPOINTS_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 MAX_CONFIG_BYTES = 1_000_000  # a config is a few hundred bytes; refuse to parse anything huge
 MAX_WEIGHTS_BYTES = 200_000_000  # shipped models are a few MB
 SHIPPED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # a folder of checkpoints/: no path can sneak in

@@ -83,8 +83,8 @@ def model_card(folder: Path, repo_id: str | None = None):
     """A huggingface_hub ModelCard with worldsim metadata: env tags, eval results as model-index."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    from worldsim.card import read_card_inputs, render_model_card
-    from worldsim.envs import get_spec
+    from worldsim.envs.spec import get_spec
+    from worldsim.models.card import read_card_inputs, render_model_card
 
     config, training, metrics = read_card_inputs(folder)
     spec = get_spec(config["env"])

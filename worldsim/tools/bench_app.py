@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
-DEFAULT_FRAME = Path(__file__).resolve().parent.parent / "assets" / "cartpole" / "reset_seed7.png"
+DEFAULT_FRAME = Path(__file__).resolve().parents[2] / "assets" / "cartpole" / "reset_seed7.png"
 
 
 def launch_chromium(playwright):

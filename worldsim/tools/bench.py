@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from worldsim.checkpoint import load
+from worldsim.models.checkpoint import load
 
 
 def _random_actions(spec, batch: int, steps: int, rng: np.random.Generator) -> np.ndarray:
@@ -71,7 +71,7 @@ def run_all_benchmarks(steps: int, repeats: int, out: str = "docs/bench.md") -> 
     """Every shipped model, one table (markdown, also written to `out`)."""
     from pathlib import Path
 
-    from worldsim.checkpoint import CHECKPOINTS_DIR, load
+    from worldsim.models.checkpoint import CHECKPOINTS_DIR, load
 
     rows = [
         "# Rollout speed, every shipped model",

@@ -30,13 +30,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from worldsim.checkpoint import load, save_checkpoint
-from worldsim.data import EpisodeData
-from worldsim.dataset import load_any_episodes
-from worldsim.envs import get_spec
-from worldsim.familiarity import calibrate, save_calibration
-from worldsim.metrics import psnr
-from worldsim.model import (
+from worldsim.data.collect import EpisodeData
+from worldsim.data.dataset import load_any_episodes
+from worldsim.envs.objects import object_pose
+from worldsim.envs.spec import get_spec
+from worldsim.evaluation.familiarity import calibrate, save_calibration
+from worldsim.evaluation.metrics import psnr
+from worldsim.models.checkpoint import load, save_checkpoint
+from worldsim.models.latent import (
     DYNAMICS_KINDS,
     LatentWorldModel,
     WorldModelConfig,
@@ -47,7 +48,6 @@ from worldsim.model import (
     to_float,
     weighted_frame_loss,
 )
-from worldsim.objects import object_pose
 
 STAGES = ("autoencoder", "dynamics", "pixels")
 

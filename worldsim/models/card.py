@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from worldsim.envs import get_spec
+from worldsim.envs.spec import get_spec
 
 
 def read_card_inputs(folder: str | Path) -> tuple[dict, dict | None, dict | None]:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldsim.actions import parse_actions
-from worldsim.envs import get_spec
+from worldsim.envs.actions import parse_actions
+from worldsim.envs.spec import get_spec
 
 
 def simulator_frames(env_name: str, seed: int, actions="") -> np.ndarray:

@@ -29,9 +29,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from worldsim.data import DATA_FORMAT_VERSION, EpisodeData, load_episodes
-from worldsim.envs import EnvSpec, get_spec
-from worldsim.hub import HUB_PREFIX, HubError
+from worldsim.data.collect import DATA_FORMAT_VERSION, EpisodeData, load_episodes
+from worldsim.envs.spec import EnvSpec, get_spec
+from worldsim.hub.client import HUB_PREFIX, HubError
 
 DATASET_PREFIX = HUB_PREFIX + "datasets/"
 DATASET_FILES = ["*.parquet", "worldsim.json", "README.md"]
@@ -199,7 +199,7 @@ def download_dataset(text: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
-    from worldsim.hub import parse_hub_id
+    from worldsim.hub.client import parse_hub_id
 
     repo_id, revision = parse_hub_id(HUB_PREFIX + str(text).strip().removeprefix(DATASET_PREFIX))
     try:
@@ -227,7 +227,7 @@ def load_any_episodes(source: str, spec: EnvSpec | str) -> EpisodeData:
 
 def materialize_shards(source: str, spec: EnvSpec, out: str | Path, shard_episodes: int = 25) -> list[Path]:
     """Episodes from a Hub dataset (or Parquet folder) -> local shards, as `collect` would write."""
-    from worldsim.data import shard_path, write_shard
+    from worldsim.data.collect import shard_path, write_shard
 
     data = load_any_episodes(source, spec)
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -258,7 +258,7 @@ def push_dataset(
     """Export shards to Parquet and upload them as a Hub dataset repo; returns its URL (or folder)."""
     import tempfile
 
-    from worldsim.hub import parse_hub_id
+    from worldsim.hub.client import parse_hub_id
 
     parse_hub_id(HUB_PREFIX + repo_id)
     staged = export_parquet(data_folder, spec, tempfile.mkdtemp(prefix="worldsim-data-"))

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-FRAMES_DIR = Path(__file__).resolve().parent.parent / "assets" / "cartpole"
+FRAMES_DIR = Path(__file__).resolve().parents[2] / "assets" / "cartpole"
 POLL_S = 0.2  # how often a waiting user looks at its queue position (and its deadline)
 STREAM_GRACE_S = 30.0  # gradio's event stream sends a heartbeat every 15 s
 

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from worldsim.metrics import psnr
-from worldsim.model import to_float
-from worldsim.video import MIN_SHORT_SIDE
+from worldsim.evaluation.metrics import psnr
+from worldsim.media.video import MIN_SHORT_SIDE
+from worldsim.models.latent import to_float
 
 HEADER = 28  # px of label strip above the panels
 GAP = 6  # px between panels

@@ -27,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from worldsim.envs import EnvSpec, get_spec, preprocess, simulator_state
+from worldsim.envs.spec import EnvSpec, get_spec, preprocess, simulator_state
 
 DATA_FORMAT_VERSION = 1
 # Training seeds stay below this; evaluation draws its seeds above it, so held-out means held out.

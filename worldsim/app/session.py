@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from worldsim.images import ImageError, load_image
+from worldsim.media.images import ImageError, load_image
 
 SESSION_FORMAT = 1
 MAX_SESSION_BYTES = 2_000_000  # a few 64x160 PNGs and some text; anything bigger is not ours

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from worldsim.envs import EnvSpec
+from worldsim.envs.spec import EnvSpec
 
 # CartPole-v1's renderer: 600 px for 4.8 track units, axle 107.5 px above the bottom of a 400 px
 # screen (cart top 115 minus a quarter of its 30 px height).

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from worldsim.actions import format_actions, parse_actions
-from worldsim.model import WorldModel, to_float, to_uint8
+from worldsim.envs.actions import format_actions, parse_actions
+from worldsim.models.latent import WorldModel, to_float, to_uint8
 
 KEY_ROLES = ("left", "right", "up", "down", "space")  # arrows / WASD, and the space bar
 MAX_PLAY_STEPS = 3000  # one session's history: a minute at 50 steps/s, a few MB of frames

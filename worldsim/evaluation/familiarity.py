@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from worldsim.metrics import psnr
-from worldsim.model import WorldModel, to_float
+from worldsim.evaluation.metrics import psnr
+from worldsim.models.latent import WorldModel, to_float
 
 CALIBRATION_FILE = "calibration.json"
 COVERAGE = 0.99  # share of held-out frames that count as familiar

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from worldsim.checkpoint import load, resolve, save_metrics
-from worldsim.data import EVAL_SEED_START, POLICIES
-from worldsim.envs import EnvSpec, preprocess
-from worldsim.metrics import edge_energy, psnr, ssim
-from worldsim.model import to_float
-from worldsim.objects import object_errors, read_objects
+from worldsim.data.collect import EVAL_SEED_START, POLICIES
+from worldsim.envs.objects import object_errors, read_objects
+from worldsim.envs.spec import EnvSpec, preprocess
+from worldsim.evaluation.metrics import edge_energy, psnr, ssim
+from worldsim.models.checkpoint import load, resolve, save_metrics
+from worldsim.models.latent import to_float
 
 REPORT_HORIZONS = (1, 5, 10, 30, 60)
 
@@ -158,7 +158,7 @@ def evaluate_model(
 def evaluate_all(episodes: int, horizon: int, out: Path, update_cards: bool = False) -> str:
     """Evaluate every shipped checkpoint and write `out`/results.md: one summary row per model and
     policy (PSNR model / copy per horizon), linking each model's full table and plot."""
-    from worldsim.checkpoint import CHECKPOINTS_DIR
+    from worldsim.models.checkpoint import CHECKPOINTS_DIR
 
     names = sorted(p.parent.name for p in CHECKPOINTS_DIR.glob("*/config.json"))
     horizons = [h for h in REPORT_HORIZONS if h <= horizon]

@@ -23,24 +23,30 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from worldsim.actions import ActionError, accepted_actions, format_actions, parse_actions, read_action_file
-from worldsim.checkpoint import CHECKPOINTS_DIR, CheckpointError, resolve
-from worldsim.compare import difference, per_step_psnr, side_by_side, uncertainty
-from worldsim.envs import preprocess
-from worldsim.familiarity import familiarity
-from worldsim.hub import is_hub_id
-from worldsim.images import ACCEPTED_IMAGES, MAX_IMAGE_PIXELS, ImageError, load_clip, load_image
-from worldsim.model import WorldModel
-from worldsim.play import KEY_ROLES, PlaySession
+from worldsim.app.play import KEY_ROLES, PlaySession
+from worldsim.app.session import RolloutSession, SessionError
+from worldsim.envs.actions import (
+    ActionError,
+    accepted_actions,
+    format_actions,
+    parse_actions,
+    read_action_file,
+)
+from worldsim.envs.simulator import SimulatorStart
+from worldsim.envs.spec import preprocess
+from worldsim.evaluation.familiarity import familiarity
+from worldsim.hub.client import is_hub_id
+from worldsim.media.images import ACCEPTED_IMAGES, MAX_IMAGE_PIXELS, ImageError, load_clip, load_image
+from worldsim.media.panels import difference, per_step_psnr, side_by_side, uncertainty
+from worldsim.media.video import write_video
+from worldsim.models.checkpoint import CHECKPOINTS_DIR, CheckpointError, resolve
+from worldsim.models.latent import WorldModel
 from worldsim.rollout import cached_model
-from worldsim.session import RolloutSession, SessionError
-from worldsim.simulator import SimulatorStart
-from worldsim.video import write_video
 
 MAX_ROLLOUT_STEPS = 300  # per request in the app: well under a second of CPU, 6 s of CartPole video
 MAX_SAMPLES = 8
 MAX_UPLOAD_MB = 20  # app.py passes it to Gradio as max_file_size
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 # Inside Gradio's own cache, so it serves our files in place instead of copying each one there.
 VIDEO_DIR = Path(gr.utils.get_upload_folder()) / "worldsim-videos"
 UNKNOWN_START = ""  # the simulator start of an uploaded frame: unknown
