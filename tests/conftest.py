@@ -7,6 +7,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--all-tiers",
+        action="store_true",
+        help="run every test tier: unit, slow and browser (clears the default -m of addopts)",
+    )
+
+
+def pytest_configure(config):
+    if config.getoption("--all-tiers"):
+        config.option.markexpr = ""
+
+
 # A training run of seconds: right shapes and a full checkpoint, wrong dynamics.
 TINY_TRAINING = dict(
     autoencoder_steps=4,
@@ -17,6 +32,7 @@ TINY_TRAINING = dict(
     latent_dim=8,
     hidden_dim=16,
     val_every=2,
+    outcome_steps=4,
 )
 
 

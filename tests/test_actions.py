@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worldsim.envs.actions import MAX_STEPS, ActionError, format_actions, parse_actions
-from worldsim.envs.spec import ENV_SPECS, get_spec
+from worldsim.envs.builtin import ENV_SPECS, get_spec
 
 CARTPOLE = get_spec("cartpole")
 PENDULUM = get_spec("pendulum")

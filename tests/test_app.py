@@ -6,6 +6,8 @@ from gradio_client import Client, handle_file
 
 from tests.conftest import ASSETS
 
+pytestmark = pytest.mark.slow  # starts `python app.py`
+
 START = str(ASSETS / "cartpole" / "reset_seed7.png")
 
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ASSETS, ROOT
+from worldsim.envs.builtin import get_spec
 from worldsim.tools.bench_app import CHROMIUM, launch_chromium
 
 pytestmark = pytest.mark.browser
@@ -99,7 +100,7 @@ def test_samples_show_a_grid_and_their_spread(page):
 def test_a_clip_becomes_the_context_and_the_model_input_is_shown(page, tmp_path):
     from worldsim.envs.simulator import simulator_frames
 
-    frames = simulator_frames("cartpole", 7, "right*6")
+    frames = simulator_frames(get_spec("cartpole"), 7, "right*6")
     clip = tmp_path / "clip.gif"
     images = [Image.fromarray(f) for f in frames]
     images[0].save(clip, save_all=True, append_images=images[1:], duration=20, loop=0)

@@ -2,8 +2,11 @@ import subprocess
 import sys
 
 import imageio_ffmpeg
+import pytest
 
 from tests.conftest import ASSETS, ROOT
+
+pytestmark = pytest.mark.slow  # each test starts `python -m worldsim` processes
 
 
 def run_cli(*args):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from worldsim.envs.builtin import get_spec
 from worldsim.envs.simulator import SimulatorStart, simulator_frames
 from worldsim.media.panels import difference, per_step_psnr, side_by_side
 
@@ -33,9 +34,9 @@ def test_simulator_start_round_trips_and_replays_the_prefix():
     start = SimulatorStart.parse("seed 3 after right left right")
     assert str(start) == "seed 3 after right left right"
     assert SimulatorStart.parse(str(start)) == start
-    frames = start.frames("cartpole", [1, 1])
+    frames = start.frames(get_spec("cartpole"), [1, 1])
     assert frames.shape[0] == 3
-    assert np.array_equal(frames[0], simulator_frames("cartpole", 3, "right left right")[-1])
+    assert np.array_equal(frames[0], simulator_frames(get_spec("cartpole"), 3, "right left right")[-1])
     assert SimulatorStart.parse("  ") is None
     with pytest.raises(ValueError, match="seed 7"):
         SimulatorStart.parse("7")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from worldsim.app import handlers as demo
+from worldsim.envs.builtin import get_spec
 
 
 @pytest.mark.parametrize("name", ["../../etc", "/etc", "checkpoints/cartpole", "hf://../../x", ""])
@@ -25,8 +26,10 @@ def test_uncached_hub_model_offline_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_picker_lists_hub_models_from_the_environment(monkeypatch):
+    from worldsim.models.checkpoint import shipped_checkpoints
+
     monkeypatch.setenv("WORLDSIM_HUB_MODELS", "hf://a/b, not-a-hub-id ,hf://c/d@v2")
-    assert demo.picker_models() == [*demo.shipped_models(), "hf://a/b", "hf://c/d@v2"]
+    assert demo.Catalog().names() == [*shipped_checkpoints(), "hf://a/b", "hf://c/d@v2"]
 
 
 def test_start_from_simulator_gives_the_reset_frame_and_its_start():
@@ -37,7 +40,7 @@ def test_start_from_simulator_gives_the_reset_frame_and_its_start():
 
     path, start = demo.start_from_simulator("cartpole", 7)
     assert start == "seed 7"
-    assert np.array_equal(load_image(path), simulator_frames("cartpole", 7)[0])
+    assert np.array_equal(load_image(path), simulator_frames(get_spec("cartpole"), 7)[0])
     with pytest.raises(gr.Error, match="whole number"):
         demo.start_from_simulator("cartpole", -1)
 
@@ -56,6 +59,7 @@ def test_action_buttons_append_and_merge_runs():
     assert "Unknown action 'jump'" in demo.describe_actions("cartpole", "left jump")
 
 
+@pytest.mark.slow  # four 20-step rollouts
 def test_samples_differ_repeat_with_their_seed_and_come_with_an_uncertainty_panel():
     _, summary, _, first = demo.rollout_video("cartpole-state", START, "right*20", "", samples=4, seed=1)
     _, _, _, again = demo.rollout_video("cartpole-state", START, "right*20", "", samples=4, seed=1)

@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # a collection, then two training processes
 
 
 def test_two_ranks_train_to_identical_weights(tiny_data, tmp_path):

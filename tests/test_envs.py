@@ -3,8 +3,9 @@ import pytest
 from PIL import Image
 
 from worldsim.envs.actions import parse_actions
+from worldsim.envs.builtin import ENV_SPECS, get_spec
 from worldsim.envs.simulator import simulator_frames
-from worldsim.envs.spec import ENV_SPECS, get_spec, preprocess
+from worldsim.envs.spec import preprocess
 
 
 @pytest.mark.parametrize("name", sorted(ENV_SPECS))
@@ -24,7 +25,7 @@ def test_spec_is_consistent(name):
 @pytest.mark.parametrize("name", sorted(ENV_SPECS))
 def test_every_env_makes_renders_and_moves_under_its_example_actions(name):
     spec = get_spec(name)
-    frames = simulator_frames(name, seed=0, actions=spec.example_actions)
+    frames = simulator_frames(spec, seed=0, actions=spec.example_actions)
     assert frames.dtype == np.uint8
     assert frames.shape == (len(parse_actions(spec.example_actions, spec)) + 1, *spec.render_size, 3)
     assert not np.array_equal(frames[0], frames[-1])  # the actions moved something
@@ -38,7 +39,7 @@ def test_unknown_env_lists_known_names():
 
 def test_preprocess_crops_by_fraction_so_any_screenshot_size_works():
     spec = get_spec("cartpole")
-    full = simulator_frames("cartpole", seed=1)[0]
+    full = simulator_frames(get_spec("cartpole"), seed=1)[0]
     half = np.asarray(Image.fromarray(full).resize((300, 200), Image.Resampling.BILINEAR))
     a, b = preprocess(full, spec).astype(int), preprocess(half, spec).astype(int)
     assert np.abs(a - b).mean() < 4  # same content, resampled twice

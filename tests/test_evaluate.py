@@ -1,9 +1,11 @@
 """The evaluation's verdicts, on metrics whose answer is known."""
 
 import numpy as np
+import pytest
 
-from worldsim.envs.spec import get_spec
+from worldsim.envs.builtin import get_spec
 from worldsim.evaluation.evaluate import check_bars, evaluation_starts
+from worldsim.rollout import imagine
 
 
 def _metrics(model: list[float], copy: list[float], edge: float = 1.0, found: float | None = 1.0) -> dict:
@@ -49,7 +51,7 @@ def test_redraw_measures_the_drawing_apart_from_the_dynamics():
     true = frames[None]
     redrawn = model.redraw(true)
     assert redrawn.shape == true.shape and np.array_equal(redrawn[:, 0], true[:, 0])
-    metrics = per_step_metrics(model.imagine(true[:, :1], actions[None]), true, spec, redrawn)
+    metrics = per_step_metrics(imagine(model, true[:, :1], actions[None]).frames, true, spec, redrawn)
     # The shipped decoder draws the true frames at over 40 dB: better than its rollout from h=2 on.
     assert (metrics["psnr_redraw"][1:] > 40).all()
     assert (metrics["psnr_redraw"][2:] > metrics["psnr"][2:]).all()
@@ -57,6 +59,7 @@ def test_redraw_measures_the_drawing_apart_from_the_dynamics():
     assert "PSNR redraw" in table.splitlines()[2]
 
 
+@pytest.mark.slow  # a collection and a training
 def test_updating_the_card_records_metrics_and_leaves_the_weights_byte_identical(tiny_checkpoint, tmp_path):
     import json
     import shutil

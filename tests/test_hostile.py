@@ -22,7 +22,7 @@ import worldsim
 from tests.conftest import ASSETS, ROOT
 from worldsim.app import handlers as demo
 from worldsim.envs.actions import ActionError, accepted_actions, parse_actions
-from worldsim.envs.spec import get_spec
+from worldsim.envs.builtin import get_spec
 from worldsim.media.images import ACCEPTED_IMAGES, ImageError, load_image
 from worldsim.models.checkpoint import CheckpointError
 

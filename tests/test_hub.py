@@ -16,10 +16,10 @@ import torch
 from huggingface_hub import ModelCard
 
 from tests.conftest import ROOT
-from worldsim.envs.spec import get_spec
+from worldsim.envs.builtin import get_spec
 from worldsim.hub.client import HubError, parse_hub_id, prepare_upload
 from worldsim.models.checkpoint import save_checkpoint
-from worldsim.models.latent import WorldModelConfig, build_model
+from worldsim.models.latent import LatentConfig, LatentWorldModel
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -27,7 +27,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
-    model = build_model(WorldModelConfig.for_env(get_spec("cartpole"), latent_dim=8, hidden_dim=16))
+    model = LatentWorldModel(LatentConfig.for_env(get_spec("cartpole"), latent_dim=8, hidden_dim=16))
     return save_checkpoint(
         model,
         tmp_path_factory.mktemp("ckpt") / "m",
@@ -54,7 +54,7 @@ def populate_cache(cache, repo_id, files, commit=COMMIT, ref="main"):
 
 
 def load_offline(cache, model_id):
-    code = f"import worldsim; m = worldsim.load({model_id!r}); print(m.config.env, m.config.latent_dim)"
+    code = f"import worldsim; m = worldsim.load({model_id!r}); print(m.spec.name, m.config.latent_dim)"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "HF_HOME": str(cache.parent)}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
 
@@ -103,7 +103,7 @@ def test_pickle_only_and_malformed_repos_are_rejected(tmp_path, checkpoint):
     populate_cache(
         cache, "evil/unknown-env", {**checkpoint_files(checkpoint), "config.json": json.dumps(bad).encode()}
     )
-    assert "Unknown environment 'doom'" in load_offline(cache, "hf://evil/unknown-env").stderr
+    assert "must be a JSON object, got 'doom'" in load_offline(cache, "hf://evil/unknown-env").stderr
 
     huge = json.loads(config)
     huge["latent_dim"] = 2**40
@@ -145,6 +145,7 @@ def test_push_cli_dry_run_prints_the_folder(tmp_path):
     assert card.data.library_name == "worldsim"
 
 
+@pytest.mark.slow  # a collection
 def test_episodes_round_trip_through_parquet_and_the_hub_cache(tmp_path, tiny_data):
     import numpy as np
     import pyarrow.parquet as pq

@@ -3,6 +3,8 @@
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pytest
+
 from worldsim.tools.loadtest import (
     VALID_KIND,
     Requester,
@@ -12,6 +14,8 @@ from worldsim.tools.loadtest import (
     run_soak,
     server_pid,
 )
+
+pytestmark = pytest.mark.slow  # starts `python app.py`
 
 
 def test_loadtest_serves_valid_requests_and_refuses_bad_ones(app_url):

@@ -7,18 +7,20 @@ import torch
 from safetensors.torch import save_file
 
 import worldsim
-from worldsim.envs.spec import get_spec
-from worldsim.models.checkpoint import CheckpointError, load, save_checkpoint
-from worldsim.models.latent import WorldModelConfig, build_model
+from worldsim.envs.builtin import get_spec
+from worldsim.models.checkpoint import CheckpointError, save_checkpoint
+from worldsim.models.latent import LatentConfig, LatentWorldModel
+from worldsim.models.registry import load
+from worldsim.rollout import imagine
 
 
 def small_model(seed=0, dynamics="gru"):
     torch.manual_seed(seed)
     state = {"state_dims": 5, "state_mean": [0.0] * 5, "state_std": [1.0] * 5} if dynamics == "state" else {}
-    config = WorldModelConfig.for_env(
+    config = LatentConfig.for_env(
         get_spec("cartpole"), latent_dim=8, hidden_dim=16, pose_dims=3, dynamics=dynamics, **state
     )
-    return build_model(config).eval()
+    return LatentWorldModel(config).eval()
 
 
 def test_rollout_shapes_and_first_frame(start_frame):
@@ -43,9 +45,9 @@ def test_batched_imagine_matches_single(start_frame):
     model = small_model()
     context = worldsim.preprocess(start_frame, model.spec)[None, None]
     actions = np.array([[1, 1, 0], [0, 0, 1]])
-    batch = model.imagine(np.repeat(context, 2, axis=0), actions)
+    batch = imagine(model, np.repeat(context, 2, axis=0), actions).frames
     for i in range(2):
-        assert np.array_equal(batch[i], model.imagine(context, actions[i : i + 1])[0])
+        assert np.array_equal(batch[i], imagine(model, context, actions[i : i + 1]).frames[0])
 
 
 def test_seeded_rollouts_are_deterministic(start_frame):
@@ -130,18 +132,27 @@ def test_bad_checkpoints_fail_with_clear_messages(tmp_path):
 def test_older_config_formats_are_upgraded_step_by_step(monkeypatch):
     import worldsim.models.latent as model_module
 
-    config = small_model().config.to_dict()
-    renamed = {**config, "format_version": 1, "latent": config["latent_dim"]}
-    del renamed["latent_dim"]  # pretend version 1 called it "latent"
-    monkeypatch.setattr(model_module, "CONFIG_FORMAT_VERSION", 2)
+    config = small_model().config_dict()
+    renamed = {**config, "format_version": 2, "latent": config["latent_dim"]}
+    del renamed["latent_dim"]  # pretend version 2 called it "latent"
+    monkeypatch.setattr(model_module, "CONFIG_FORMAT_VERSION", 3)
     monkeypatch.setitem(
         model_module.CONFIG_UPGRADES,
-        1,
-        lambda d: {
-            **{k: v for k, v in d.items() if k != "latent"},
-            "latent_dim": d["latent"],
-            "format_version": 2,
-        },
+        2,
+        lambda d: {**{k: v for k, v in d.items() if k != "latent"}, "latent_dim": d["latent"]},
     )
-    upgraded = WorldModelConfig.from_dict(renamed)
-    assert upgraded.latent_dim == config["latent_dim"] and upgraded.format_version == 2
+    upgraded = LatentConfig.from_dict(renamed)
+    assert upgraded.latent_dim == config["latent_dim"]
+
+
+def test_format_2_configs_name_a_built_in_environment_and_load_as_format_3():
+    """Configs written before environments became data name a built-in spec; they load as the
+    spec itself."""
+    config = small_model().config_dict()
+    old = {k: v for k, v in config.items() if k != "env"}
+    old |= {"env": "cartpole", "format_version": 2, "height": 64, "width": 160}
+    old |= {"action_kind": "discrete", "num_actions": 2}
+    upgraded = LatentConfig.from_dict(old)
+    assert upgraded.env == get_spec("cartpole")
+    with pytest.raises(ValueError, match="Unknown environment 'nowhere'"):
+        LatentConfig.from_dict({**old, "env": "nowhere"})

@@ -1,7 +1,8 @@
 import numpy as np
 
+from worldsim.envs.builtin import get_spec
 from worldsim.envs.objects import object_errors, read_objects
-from worldsim.envs.spec import get_spec, preprocess
+from worldsim.envs.spec import preprocess
 
 
 def test_cartpole_readout_matches_the_simulator_state():

@@ -116,10 +116,11 @@ def test_the_pixel_loss_is_the_mean_log_error_of_the_decoded_frames():
     loss is the mean log MSE of the reference against the true frame, whatever the latents."""
     from types import SimpleNamespace
 
-    from worldsim.models.latent import LatentWorldModel, WorldModelConfig
+    from worldsim.envs.builtin import get_spec
+    from worldsim.models.latent import LatentConfig, LatentWorldModel
     from worldsim.training.train import TrainConfig, pixel_loss
 
-    config = WorldModelConfig("cartpole", 16, 32, "discrete", 2, latent_dim=4, hidden_dim=8)
+    config = LatentConfig(replace(get_spec("cartpole"), height=16, width=32), latent_dim=4, hidden_dim=8)
     model = LatentWorldModel(config)
     with torch.no_grad():
         model.decoder.net[-2].bias[48:].fill_(-1e4)  # mask logits: sigmoid 0 everywhere

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from worldsim.data.collect import CollectConfig
-from worldsim.envs.spec import ENV_SPECS
 from worldsim.training.train import TrainConfig
 
 
@@ -113,10 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--val-fraction", type=float, default=0.05, help="the training's held-out share")
 
     snapshot = commands.add_parser("snapshot", help="save a real simulator frame, to use as a start frame")
-    snapshot.add_argument("--env", default="cartpole", help="environment spec name")
+    snapshot.add_argument(
+        "--env", default="cartpole", help="a built-in environment name or any gymnasium id (e.g. Acrobot-v1)"
+    )
     snapshot.add_argument("--seed", type=int, default=0, help="reset seed")
     snapshot.add_argument("--actions", default="", help="actions to play before the snapshot")
     snapshot.add_argument("--out", required=True, help="PNG path")
+
+    models = commands.add_parser("models", help="list the models the app would offer")
+    models.add_argument("--json", action="store_true", help="a JSON list, one object per model")
+    models.add_argument("extra", nargs="*", help="also these: hf://owner/name ids or checkpoint folders")
 
     bench = commands.add_parser("bench", help="rollout speed and cold start, medians")
     bench.add_argument("--model", default="cartpole", help="shipped model name or checkpoint folder")
@@ -154,13 +159,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def gym_errors() -> type[Exception]:
+    """gymnasium's own error base (an unknown id, a missing extra), reported like ours."""
+    from gymnasium.error import Error
+
+    return Error
+
+
+def env_spec(name: str):
+    """A built-in environment by name, or any gymnasium id (its spec derived from the env)."""
+    from worldsim.envs.builtin import ENV_SPECS, get_spec
+    from worldsim.envs.spec import derive_spec
+
+    return get_spec(name) if name.strip().lower() in ENV_SPECS else derive_spec(name.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     command = "python -m worldsim " + shlex.join(argv)
     try:
         return _run(args, command)
-    except (ValueError, KeyError, FileNotFoundError) as error:  # our own messages, no traceback
+    except (ValueError, KeyError, FileNotFoundError, gym_errors()) as error:  # our messages, no traceback
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)
         return 2
@@ -170,17 +190,16 @@ def _run(args: argparse.Namespace, command: str) -> int:
     if args.command == "collect":
         from worldsim.data.collect import collect
 
-        if args.env not in ENV_SPECS:
-            raise KeyError(f"Unknown environment {args.env!r}. Known: {', '.join(sorted(ENV_SPECS))}.")
         config = _dataclass_from_args(CollectConfig, args)
         if config.source:
             from worldsim.data.dataset import materialize_shards
-            from worldsim.envs.spec import get_spec
 
-            paths = materialize_shards(config.source, get_spec(config.env), config.out, config.shard_episodes)
+            spec = config.spec()
+            out = config.out or f"data/{spec.name}"
+            paths = materialize_shards(config.source, spec, out, config.shard_episodes)
         else:
             paths = collect(config)
-        print(f"{len(paths)} shards in {config.out}")
+        print(f"{len(paths)} shards in {paths[0].parent if paths else config.out}")
     elif args.command == "train":
         from worldsim.training.train import train
 
@@ -209,7 +228,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
         print(push(resolve(args.model), args.repo, private=args.private, dry_run=args.dry_run))
     elif args.command == "push-data":
         from worldsim.data.dataset import push_dataset
-        from worldsim.envs.spec import get_spec
+        from worldsim.envs.builtin import get_spec
 
         data = args.data or f"data/{args.env}"
         print(push_dataset(data, get_spec(args.env), args.repo, private=args.private, dry_run=args.dry_run))
@@ -238,9 +257,19 @@ def _run(args: argparse.Namespace, command: str) -> int:
 
         from worldsim.envs.simulator import simulator_frames
 
-        frames = simulator_frames(args.env, args.seed, args.actions)
+        frames = simulator_frames(env_spec(args.env), args.seed, args.actions)
         Image.fromarray(frames[-1]).save(args.out)
         print(args.out)
+    elif args.command == "models":
+        from worldsim.models.catalog import model_entries
+
+        described = [entry.describe() for entry in model_entries(args.extra)]
+        if args.json:
+            print(json.dumps(described, indent=1))
+        else:
+            for m in described:
+                kind, env, example = m["kind"] or "?", m["env"] or "?", m["example_actions"] or ""
+                print(f"{m['name']:<22} {kind:<12} {env:<22} {m['source']:<8} {example}")
     elif args.command == "bench":
         from worldsim.tools.bench import run_benchmark
 

@@ -11,7 +11,6 @@ import base64
 import contextlib
 import io
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -33,14 +32,15 @@ from worldsim.envs.actions import (
     read_action_file,
 )
 from worldsim.envs.simulator import SimulatorStart
-from worldsim.envs.spec import preprocess
+from worldsim.envs.spec import EnvSpec, preprocess
 from worldsim.evaluation.familiarity import familiarity
 from worldsim.hub.client import is_hub_id
 from worldsim.media.images import ACCEPTED_IMAGES, MAX_IMAGE_PIXELS, ImageError, load_clip, load_image
-from worldsim.media.panels import difference, per_step_psnr, side_by_side, uncertainty
+from worldsim.media.panels import difference, per_step_psnr, resize_video, side_by_side, uncertainty
 from worldsim.media.video import write_video
-from worldsim.models.checkpoint import CHECKPOINTS_DIR, CheckpointError, resolve
-from worldsim.models.latent import WorldModel
+from worldsim.models.base import WorldModel
+from worldsim.models.catalog import ModelEntry, model_entries
+from worldsim.models.checkpoint import CheckpointError, resolve
 from worldsim.rollout import cached_model
 
 MAX_ROLLOUT_STEPS = 300  # per request in the app: well under a second of CPU, 6 s of CartPole video
@@ -57,52 +57,69 @@ SAME_FRAME_MIN_PSNR = 40.0
 PLOT_MAX_PSNR = 60.0
 
 
-def shipped_models() -> list[str]:
-    """Names of the checkpoints shipped in checkpoints/, for the Model picker."""
-    return sorted(p.parent.name for p in CHECKPOINTS_DIR.glob("*/config.json"))
+class Catalog:
+    """The models this app offers, by picker name (worldsim.models.catalog). The app's builder
+    chooses them (`worldsim.App(models=[...])`); by default every shipped and plugin model."""
+
+    def __init__(self, entries: list[ModelEntry] | None = None):
+        self.entries = {entry.name: entry for entry in (model_entries() if entries is None else entries)}
+
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    def location(self, name: str) -> str | None:
+        """What `load` is given for a picker name; hf:// ids are their own location."""
+        entry = self.entries.get(name)
+        return entry.location if entry else (name if is_hub_id(name) else None)
+
+
+catalog = Catalog()
+
+
+def use_catalog(entries: list[ModelEntry]) -> None:
+    """Offer these models (the app builder calls it before building the page)."""
+    global catalog
+    catalog = Catalog(entries)
 
 
 def default_model(models: list[str]) -> str | None:
-    """What the page opens with: CartPole, the flagship, when shipped; else the first model."""
+    """What the page opens with: CartPole, the flagship, when offered; else the first model."""
     return "cartpole" if "cartpole" in models else next(iter(models), None)
 
 
 def picker_models() -> list[str]:
-    """The Model picker: shipped models, then the Hub ids listed in WORLDSIM_HUB_MODELS
-    (comma-separated; a Space preloads them with `preload_from_hub`)."""
-    extra = [m.strip() for m in os.environ.get("WORLDSIM_HUB_MODELS", "").split(",") if is_hub_id(m.strip())]
-    return shipped_models() + extra
+    """The Model picker's choices."""
+    return catalog.names()
 
 
 def examples() -> list[list[str]]:
-    """[model, start frame, actions, simulator start] rows for every shipped model, from
-    assets/<model>/examples.json or else its environment's assets/<env>/examples.json."""
+    """[model, start frame, actions, simulator start] rows for every offered model, from the
+    first examples.json found in the checkpoint folder itself (a plugin ships its own), in
+    assets/<model>/ or in its environment's assets/<env>/."""
     rows = []
-    for model in shipped_models():
-        env = json.loads((CHECKPOINTS_DIR / model / "config.json").read_text())["env"]
-        listing = next(
-            (
-                p
-                for p in (ASSETS_DIR / model / "examples.json", ASSETS_DIR / env / "examples.json")
-                if p.exists()
-            ),
-            None,
-        )
+    for name, entry in catalog.entries.items():
+        if entry.source == "hub":
+            continue  # never download at start-up
+        folder = Path(entry.location)
+        env = EnvSpec.from_dict(json.loads((folder / "config.json").read_text())["env"]).name
+        listings = [folder / "examples.json", *(ASSETS_DIR / key / "examples.json" for key in (name, env))]
+        listing = next((p for p in listings if p.exists()), None)
         for example in json.loads(listing.read_text()) if listing else []:
             frame = str(listing.parent / example["frame"])
-            rows.append([model, frame, example["actions"], example.get("start", UNKNOWN_START)])
+            rows.append([name, frame, example["actions"], example.get("start", UNKNOWN_START)])
     return rows
 
 
 def get_model(model_name: str) -> WorldModel:
-    """A shipped model or an hf:// id, never a local path typed into the page."""
+    """An offered model or an hf:// id, never a local path typed into the page."""
     name = (model_name or "").strip()
-    if name not in shipped_models() and not is_hub_id(name):
+    location = catalog.location(name)
+    if location is None:
         raise gr.Error(
-            f"Unknown model {name!r}. Choose one of: {', '.join(shipped_models())}, or load hf://owner/name."
+            f"Unknown model {name!r}. Choose one of: {', '.join(catalog.names())}, or load hf://owner/name."
         )
     try:
-        return cached_model(name)  # hub ids are parsed and checked on the way in
+        return cached_model(location)  # hub ids are parsed and checked on the way in
     except CheckpointError as error:
         raise gr.Error(str(error)) from None
 
@@ -136,7 +153,7 @@ def start_from_simulator(model_name: str, seed: float | None):
         raise gr.Error("Seed must be a whole number from 0 to 2147483647.")
     spec = get_model(model_name).spec
     start = SimulatorStart(int(seed))
-    frame = start.frames(spec.name)[0]
+    frame = start.frames(spec)[0]
     path = _video_dir() / f"{spec.name}_seed{start.seed}.png"
     Image.fromarray(frame).save(path)
     return str(path), str(start)
@@ -173,7 +190,7 @@ def clip_start(model_name: str, clip_path: str | None):
         return None, None, UNKNOWN_START
     model = get_model(model_name)
     try:
-        frames = load_clip(clip_path, model.config.context_frames)
+        frames = load_clip(clip_path, model.context_frames)
     except ImageError as error:
         raise gr.Error(str(error)) from None
     last = _new_video_path(".png")
@@ -391,9 +408,9 @@ def action_summary(parsed: np.ndarray, spec) -> str:
 def read_start(start_frame: str | None, context_clip: str | None, model: WorldModel) -> list[np.ndarray]:
     """The start as frames: the clip's last K frames when a clip was given, else the one image."""
     if context_clip:
-        return load_clip(context_clip, model.config.context_frames)
+        return load_clip(context_clip, model.context_frames)
     if Path(start_frame).suffix.lower() in (".mp4", ".webm", ".mov"):  # API clients may send clips
-        return load_clip(start_frame, model.config.context_frames)
+        return load_clip(start_frame, model.context_frames)
     return [load_image(start_frame)]
 
 
@@ -408,7 +425,7 @@ def _simulator_truth(model: WorldModel, sim_start, actions, start_as_seen) -> np
     the uploaded frame really is the simulator's start frame."""
     if sim_start is None:
         return None
-    real = sim_start.frames(model.spec.name, actions)
+    real = sim_start.frames(model.spec, actions)
     truth = np.stack([preprocess(frame, model.spec) for frame in real])
     if per_step_psnr(truth[:1], start_as_seen[None])[0] < SAME_FRAME_MIN_PSNR:
         return None
@@ -486,10 +503,10 @@ def compare_models(
     """The same start and actions through two models of one environment, side by side (with the
     real simulator when the start is known). Returns (MP4 path, summary)."""
     first, second = get_model(model_a), get_model(model_b)
-    if first.spec.name != second.spec.name:
+    if first.spec.gym_id != second.spec.gym_id:
         raise gr.Error(
-            f"Compare models of one environment: {model_a} is {first.spec.name}, "
-            f"{model_b} is {second.spec.name}."
+            f"Compare models of one environment: {model_a} is {first.spec.gym_id}, "
+            f"{model_b} is {second.spec.gym_id}."
         )
     if not start_frame and not context_clip:
         raise gr.Error(f"Upload a start frame first ({ACCEPTED_IMAGES}).")
@@ -503,6 +520,7 @@ def compare_models(
         ]
     except (ActionError, ImageError, ValueError) as error:
         raise gr.Error(str(error)) from None
+    videos[1] = resize_video(videos[1], *videos[0].shape[1:3])
     panels, labels = videos, [model_a, model_b]
     summary = action_summary(parsed, spec)
     truth = _simulator_truth(first, sim_start, parsed, videos[0][0])
@@ -523,7 +541,7 @@ def model_card(model_name: str) -> str:
     """The selected model's card (README.md) without its front matter."""
     get_model(model_name)
     try:
-        text = (resolve(model_name) / "README.md").read_text()
+        text = (resolve(catalog.location(model_name)) / "README.md").read_text()
     except (CheckpointError, OSError):
         return f"{model_name} has no model card."
     if text.startswith("---"):
@@ -620,6 +638,10 @@ def _play_view(session: PlaySession) -> tuple[str, dict, str]:
     """(frame HTML, timeline update, status line) for the frame on screen."""
     spec = session.model.spec
     status = f"Step {session.position} of {session.steps}"
+    if session.score is not None:
+        status += f" · score {session.score:.1f}"
+    if session.game_over:
+        status = f"**Game over**: the model predicts the episode ended here. {status}"
     if text := session.actions_text():
         status += f" · `{text}`"
     timeline = gr.update(maximum=max(session.steps, 1), value=session.position)

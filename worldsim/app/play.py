@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from worldsim.envs.actions import format_actions, parse_actions
-from worldsim.models.latent import WorldModel, to_float, to_uint8
+from worldsim.models.base import WorldModel
 
 KEY_ROLES = ("left", "right", "up", "down", "space")  # arrows / WASD, and the space bar
 MAX_PLAY_STEPS = 3000  # one session's history: a minute at 50 steps/s, a few MB of frames
@@ -31,6 +31,8 @@ class PlaySession:
     frames: list[np.ndarray]  # uint8 (h, w, 3) at model resolution; frames[0] is the start
     states: list  # the model's state at each frame
     actions: list = field(default_factory=list)  # actions[t] led from frames[t] to frames[t + 1]
+    rewards: list = field(default_factory=list)  # rewards[t]: of actions[t] (capability `outcome`)
+    ended: list = field(default_factory=list)  # ended[t]: the episode had ended by frames[t + 1]
     position: int = 0
     model_name: str = ""  # what the model was loaded as: a registry name, folder or hf:// id
 
@@ -41,7 +43,7 @@ class PlaySession:
     ) -> PlaySession:
         """Begin from one RGB start frame of any size (or up to K frames, oldest first)."""
         context = model.prepare_context(start)
-        state = model.start(to_float(torch.from_numpy(context)[None]).to(model.device))
+        state = model.start(torch.from_numpy(context)[None].to(model.device))
         return cls(model=model, frames=[context[-1]], states=[state], model_name=model_name)
 
     @property
@@ -57,14 +59,33 @@ class PlaySession:
         parsed = parse_actions([action] if not isinstance(action, str) else action, self.model.spec)
         if len(parsed) != 1:
             raise ValueError(f"One action per step, got {len(parsed)}.")
-        del self.frames[self.position + 1 :], self.states[self.position + 1 :], self.actions[self.position :]
+        self._truncate(self.position)
         state = self.model.step(self.states[-1], torch.as_tensor(parsed, device=self.model.device))
-        frame = to_uint8(self.model.render(state))[0].cpu().numpy()
+        frame = self.model.render(state)[0].cpu().numpy()
+        if self.model.capabilities.outcome:
+            outcome = self.model.outcome(state)
+            self.rewards.append(float(outcome.reward[0]))
+            self.ended.append(bool(outcome.terminated[0]) or self.game_over)
         self.frames.append(frame)
         self.states.append(state)
         self.actions.append(parsed[0])
         self.position += 1
         return frame
+
+    def _truncate(self, keep: int) -> None:
+        """Forget everything after frame `keep`."""
+        del self.frames[keep + 1 :], self.states[keep + 1 :], self.actions[keep:]
+        del self.rewards[keep:], self.ended[keep:]
+
+    @property
+    def game_over(self) -> bool:
+        """The model predicts that the episode has ended by the frame on screen."""
+        return bool(self.ended) and self.position > 0 and self.ended[self.position - 1]
+
+    @property
+    def score(self) -> float | None:
+        """The sum of predicted rewards up to the frame on screen (None: the model has none)."""
+        return sum(self.rewards[: self.position]) if self.model.capabilities.outcome else None
 
     def seek(self, position: int) -> np.ndarray:
         """Show frame `position` (clamped to the timeline); the next step branches from it."""
@@ -74,14 +95,14 @@ class PlaySession:
     def undo(self) -> np.ndarray:
         """Drop the last step (or, when rewound, everything after the frame on screen and it)."""
         keep = max(self.position - 1, 0)
-        del self.frames[keep + 1 :], self.states[keep + 1 :], self.actions[keep:]
+        self._truncate(keep)
         self.position = keep
         return self.frames[keep]
 
     def restart(self) -> np.ndarray:
         """Back to the start frame, forgetting the game."""
         self.seek(0)
-        del self.frames[1:], self.states[1:], self.actions[:]
+        self._truncate(0)
         return self.frames[0]
 
     @property

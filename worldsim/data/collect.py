@@ -5,10 +5,12 @@ A shard is one `.npz` file (no pickles) holding whole episodes, concatenated:
     frames           (N, H, W, 3) uint8   preprocessed frames, as the model sees them
     actions          (N,) int64 | (N, D) float32   action taken after frame t (last one per episode: filler)
     states           (N, S) float32       simulator state vector at frame t (absent if the env has none)
+    rewards          (N,) float32         reward of the step into frame t (0 at an episode's start)
+    terminals        (N,) bool            the real episode had ended (terminated) by frame t
     episode_lengths  (E,) int64           frames per episode; they sum to N
     episode_seeds    (E,) int64           reset seed of each episode's sub-environment stream
     policies         (E,) str             which collection policy drove each episode
-    meta             () str               JSON: env name, resolution, worldsim data format version
+    meta             () str               JSON: the environment spec, worldsim data format version
 
 Shard k of a collection is a pure function of (env, seed, k, envs per shard), so an interrupted
 collection resumes by skipping the shards already on disk, and reruns produce the same bytes.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -27,7 +29,9 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from worldsim.envs.spec import EnvSpec, get_spec, preprocess, simulator_state
+from worldsim.envs.spec import EnvSpec, derive_spec, preprocess, simulator_state
+
+from worldsim.envs.builtin import get_spec
 
 DATA_FORMAT_VERSION = 1
 # Training seeds stay below this; evaluation draws its seeds above it, so held-out means held out.
@@ -50,24 +54,29 @@ class RecordFrames(gym.Wrapper):
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
         self._steps_after_end = None
-        return obs, self._record(info)
+        return obs, self._record(info, obs, reward=0.0)
 
     def step(self, action):
         with warnings.catch_warnings():  # stepping past termination is intended here
             warnings.simplefilter("ignore")
             obs, reward, terminated, truncated, info = self.env.step(action)
+        info = {**info, "_terminated": terminated}
         if self._steps_after_end is not None:
             self._steps_after_end += 1
             truncated = truncated or self._steps_after_end >= self.spec_.steps_after_termination
             terminated = False
         elif terminated and self.spec_.steps_after_termination > 0:
             self._steps_after_end, terminated = 0, False
-        return obs, reward, terminated, truncated, self._record(info)
+        return obs, reward, terminated, truncated, self._record(info, obs, reward)
 
-    def _record(self, info: dict) -> dict:
+    def _record(self, info: dict, obs, reward: float) -> dict:
+        """The frame and state, the reward of the step that led here, and whether the real
+        episode has ended by this frame (it stays ended in the steps played past its end)."""
         info = dict(info)
         info["frame"] = preprocess(self.env.render(), self.spec_)
-        state = simulator_state(self.env, self.spec_)
+        info["reward"] = np.float32(reward)
+        info["terminal"] = self._steps_after_end is not None or bool(info.pop("_terminated", False))
+        state = simulator_state(self.env, self.spec_, obs)
         if state is not None:
             info["state"] = state
         return info
@@ -164,7 +173,11 @@ POLICIES = {"random": RandomPolicy, "sticky": StickyPolicy, "balance": BalancePo
 class CollectConfig:
     """What `python -m worldsim collect` gathers."""
 
-    env: str = "cartpole"  # environment spec name
+    env: str = "cartpole"  # built-in environment name (worldsim.envs.builtin)
+    # Any gymnasium id that renders rgb_array, instead of --env: its spec is derived from the env
+    # itself (worldsim.envs.spec.derive_spec) and stored with the data; out defaults to data/<name>.
+    env_id: str = ""
+    action_names: str = ""  # with --env-id: names for the discrete actions, comma-separated
     out: str = ""  # folder of shards; default data/<env> (kept out of git)
     episodes: int = 0  # total episodes; 0 takes the spec's collect_episodes (CartPole: 600)
     shard_episodes: int = 25  # episodes per shard file: the unit of resumption
@@ -173,8 +186,25 @@ class CollectConfig:
     source: str = ""  # hf://datasets/owner/name: fetch its episodes into shards instead of simulating
 
     def __post_init__(self):
-        self.out = self.out or f"data/{self.env}"
-        self.episodes = self.episodes or get_spec(self.env).collect_episodes
+        if self.action_names and not self.env_id:
+            raise ValueError("--action-names renames a derived environment's actions: use it with --env-id.")
+
+    def spec(self) -> EnvSpec:
+        """The environment: derived from the gymnasium id, or the built-in one."""
+        if not self.env_id:
+            return get_spec(self.env)
+        names = tuple(n.strip() for n in self.action_names.split(",") if n.strip())
+        spec = derive_spec(self.env_id)
+        if names:
+            if len(names) != spec.num_actions or spec.action_kind != "discrete":
+                raise ValueError(
+                    f"--action-names gives {len(names)} names; {self.env_id} has "
+                    f"{spec.num_actions} {spec.action_kind} actions."
+                )
+            keys = {role: names[spec.action_names.index(a)] for role, a in spec.play_keys.items()}
+            examples = " ".join(f"{n}*10" for n in (names[1:4] if len(names) > 3 else names))
+            spec = replace(spec, action_names=names, play_keys=keys, example_actions=examples)
+        return spec
 
 
 def shard_path(out: str | Path, index: int) -> Path:
@@ -183,8 +213,10 @@ def shard_path(out: str | Path, index: int) -> Path:
 
 def collect(config: CollectConfig) -> list[Path]:
     """Collect `config.episodes` episodes into shards, skipping shards already written."""
-    spec = get_spec(config.env)
-    out = Path(config.out)
+    spec = config.spec()
+    out = Path(config.out or f"data/{spec.name}")
+    episodes = config.episodes or spec.collect_episodes
+    config = replace(config, out=str(out), episodes=episodes)
     out.mkdir(parents=True, exist_ok=True)
     num_shards = -(-config.episodes // config.shard_episodes)
     paths = [shard_path(out, k) for k in range(num_shards)]
@@ -224,6 +256,8 @@ def collect_episodes(
         name = policy_names[rng.choice(len(policy_names), p=weights / weights.sum())]
         return {
             "frames": [info["frame"][env_index]],
+            "rewards": [np.float32(0)],
+            "terminals": [False],
             "states": [info["state"][env_index]] if "state" in info else None,
             "actions": [],
             "seed": env_seeds[env_index],
@@ -232,7 +266,7 @@ def collect_episodes(
         }
 
     envs = gym.vector.AsyncVectorEnv(
-        [partial(_make_recording_env, spec.name)] * num_envs,
+        [partial(_make_recording_env, spec)] * num_envs,
         autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
         context="spawn",
     )
@@ -251,6 +285,8 @@ def collect_episodes(
                 episode = running[i]
                 episode["actions"].append(actions[i])
                 episode["frames"].append(info["frame"][i])
+                episode["rewards"].append(info["reward"][i])
+                episode["terminals"].append(bool(info["terminal"][i]))
                 if episode["states"] is not None:
                     episode["states"].append(info["state"][i])
                 if (terminated[i] or truncated[i]) and len(episodes) < count:
@@ -263,8 +299,7 @@ def collect_episodes(
     return episodes
 
 
-def _make_recording_env(name: str) -> RecordFrames:
-    spec = get_spec(name)  # by name: the worker process rebuilds it from the registry
+def _make_recording_env(spec: EnvSpec) -> RecordFrames:
     limit = {"max_episode_steps": spec.episode_steps} if spec.episode_steps else {}
     return RecordFrames(spec.make(disable_env_checker=True, **limit), spec)
 
@@ -273,6 +308,8 @@ def _finish(episode: dict) -> dict:
     return {
         "frames": np.stack(episode["frames"]),
         "actions": np.stack(episode["actions"]),
+        "rewards": np.array(episode["rewards"], dtype=np.float32),
+        "terminals": np.array(episode["terminals"], dtype=bool),
         "states": None if episode["states"] is None else np.stack(episode["states"]),
         "seed": episode["seed"],
         "policy": episode["policy"],
@@ -295,6 +332,11 @@ def write_shard(path: Path, spec: EnvSpec, episodes: list[dict]) -> None:
     }
     if episodes[0]["states"] is not None:
         arrays["states"] = np.concatenate([e["states"] for e in episodes]).astype(np.float32)
+    if episodes[0].get("rewards") is not None:  # data imported from before they were recorded: none
+        # rewards[t]: the reward of the step into frame t; terminals[t]: the real episode had
+        # ended (terminated) by frame t. Both 0/False at an episode's first frame.
+        arrays["rewards"] = np.concatenate([e["rewards"] for e in episodes]).astype(np.float32)
+        arrays["terminals"] = np.concatenate([e["terminals"] for e in episodes]).astype(bool)
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, path)
@@ -307,7 +349,18 @@ def _meta(spec: EnvSpec) -> dict:
         "gym_id": spec.gym_id,
         "height": spec.height,
         "width": spec.width,
+        "spec": spec.to_dict(),  # what the data was collected as: train reads the env from here
     }
+
+
+def read_spec(folder: str | Path) -> EnvSpec | None:
+    """The spec a collection was made with (from its first shard), or None for older data."""
+    paths = sorted(p for p in Path(folder).glob("shard_*.npz") if not p.name.endswith(".tmp.npz"))
+    if not paths:
+        return None
+    with np.load(paths[0], allow_pickle=False) as shard:
+        meta = json.loads(str(shard["meta"]))
+    return EnvSpec.from_dict(meta["spec"]) if "spec" in meta else None
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -320,6 +373,8 @@ class EpisodeData:
     frames: np.ndarray  # (N, H, W, 3) uint8
     actions: np.ndarray  # (N,) int64 | (N, D) float32
     states: np.ndarray | None  # (N, S) float32
+    rewards: np.ndarray | None  # (N,) float32, reward of the step into frame t (older data: None)
+    terminals: np.ndarray | None  # (N,) bool, the real episode had ended by frame t
     episode_starts: np.ndarray  # (E,) index of each episode's first frame
     episode_lengths: np.ndarray  # (E,)
     policies: np.ndarray  # (E,) str
@@ -358,6 +413,8 @@ def load_episodes(folder: str | Path, spec: EnvSpec) -> EpisodeData:
         frames=np.concatenate([p["frames"] for p in parts]),
         actions=np.concatenate([p["actions"] for p in parts]),
         states=np.concatenate([p["states"] for p in parts]) if "states" in parts[0] else None,
+        rewards=np.concatenate([p["rewards"] for p in parts]) if "rewards" in parts[0] else None,
+        terminals=np.concatenate([p["terminals"] for p in parts]) if "terminals" in parts[0] else None,
         episode_starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
         episode_lengths=lengths,
         policies=np.concatenate([p["policies"] for p in parts]),

@@ -30,7 +30,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from worldsim.data.collect import DATA_FORMAT_VERSION, EpisodeData, load_episodes
-from worldsim.envs.spec import EnvSpec, get_spec
+from worldsim.envs.spec import EnvSpec
+from worldsim.envs.builtin import get_spec
 from worldsim.hub.client import HUB_PREFIX, HubError
 
 DATASET_PREFIX = HUB_PREFIX + "datasets/"
@@ -87,6 +88,9 @@ def _columns(data: EpisodeData, episodes: np.ndarray) -> dict:
     }
     if data.states is not None:
         columns["state"] = list(data.states[rows])
+    if data.rewards is not None:
+        columns["reward"] = data.rewards[rows].astype(np.float32)
+        columns["terminal"] = data.terminals[rows].astype(bool)
     return columns
 
 
@@ -103,6 +107,9 @@ def _features(spec: EnvSpec, data: EpisodeData) -> dict:
     }
     if data.states is not None:
         features["state"] = {"feature": {"dtype": "float32", "_type": "Value"}, "_type": "List"}
+    if data.rewards is not None:
+        features["reward"] = {"dtype": "float32", "_type": "Value"}
+        features["terminal"] = {"dtype": "bool", "_type": "Value"}
     return features
 
 
@@ -184,10 +191,17 @@ def load_parquet_episodes(folder: str | Path, spec: EnvSpec) -> EpisodeData:
         if "state" in table.column_names
         else None
     )
+
+    def column(name: str, dtype) -> np.ndarray | None:
+        return table.column(name).to_numpy().astype(dtype) if name in table.column_names else None
+
     return EpisodeData(
         frames=frames,
         actions=actions,
         states=states,
+        rewards=column("reward", np.float32),  # datasets published before rewards were recorded
+        terminals=column("terminal", bool),  # carry neither: None
+
         episode_starts=starts.astype(np.int64),
         episode_lengths=lengths.astype(np.int64),
         policies=np.asarray(table.column("policy").to_pylist())[starts],
@@ -243,6 +257,8 @@ def materialize_shards(source: str, spec: EnvSpec, out: str | Path, shard_episod
                     "frames": frames,
                     "actions": actions,
                     "states": states,
+                    "rewards": None if data.rewards is None else data.rewards[rows],
+                    "terminals": None if data.terminals is None else data.terminals[rows],
                     "seed": -1,
                     "policy": data.policies[e],
                 }

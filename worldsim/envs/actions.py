@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from worldsim.envs.spec import EnvSpec, get_spec
+from worldsim.envs.builtin import get_spec
+from worldsim.envs.spec import EnvSpec
 
 MAX_STEPS = 1000  # longest sequence parse_actions accepts unless told otherwise
 MAX_TEXT_CHARS = 20_000  # longer text is refused before any parsing work

@@ -164,7 +164,7 @@ ANGLE_KEYS = {"pole_angle_deg", "rod_angle_deg"}
 
 def read_objects(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray] | None:
     """Named object positions per frame, or None where no reader exists for the environment."""
-    reader = OBJECT_READERS.get(spec.name)
+    reader = OBJECT_READERS.get(spec.object_reader or "")
     return None if reader is None else reader(frames, spec)
 
 
@@ -172,7 +172,7 @@ def object_pose(frames: np.ndarray, spec: EnvSpec, chunk: int = 2048) -> np.ndar
     """(N, h, w, 3) frames -> (N, 2 * objects) training targets: each reading, and a 0/1 flag for
     whether it was in view (a missing reading takes the mean, so the flag says it is absent).
     None where the environment has no reader."""
-    if spec.name not in OBJECT_READERS:
+    if spec.object_reader not in OBJECT_READERS:
         return None
     readings: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(frames), chunk):  # bounded memory: the readers work in float32

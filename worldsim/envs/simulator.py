@@ -9,26 +9,52 @@ from dataclasses import dataclass
 import numpy as np
 
 from worldsim.envs.actions import parse_actions
-from worldsim.envs.spec import get_spec
+from worldsim.envs.spec import EnvSpec
 
 
-def simulator_frames(env_name: str, seed: int, actions="") -> np.ndarray:
-    """Full-size rendered frames (T+1, H, W, 3) uint8: the reset frame, then one per action.
+class Simulator:
+    """The real environment, stepped like a world model: `reset(seed)` gives the start frame,
+    `step(action)` the next frame with its reward and termination. It steps on past termination
+    (CartPole: the pole keeps falling), as users drive a model past that point.
 
-    Steps on past termination (CartPole: the pole keeps falling), as a world model would.
+        with Simulator(spec) as sim:
+            frame = sim.reset(seed=7)
+            frame, reward, terminated = sim.step(1)
     """
-    spec = get_spec(env_name)
+
+    def __init__(self, spec: EnvSpec):
+        self.spec = spec
+        self.env = spec.make(disable_env_checker=True)
+        self.observation = None  # the env's own last observation (policies read it)
+
+    def reset(self, seed: int) -> np.ndarray:
+        """Full-size rendered frame (H, W, 3) uint8 after a reset with `seed`."""
+        self.observation, _ = self.env.reset(seed=seed)
+        return self.env.render()
+
+    def step(self, action) -> tuple[np.ndarray, float, bool]:
+        with warnings.catch_warnings():  # stepping past termination is intended
+            warnings.simplefilter("ignore")
+            self.observation, reward, terminated, _, _ = self.env.step(action)
+        return self.env.render(), float(reward), bool(terminated)
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __enter__(self) -> Simulator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def simulator_frames(spec: EnvSpec, seed: int, actions="") -> np.ndarray:
+    """Full-size rendered frames (T+1, H, W, 3) uint8: the reset frame, then one per action."""
     empty = not actions.strip() if isinstance(actions, str) else len(actions) == 0
     parsed = [] if empty else parse_actions(actions, spec)
-    env = spec.make(disable_env_checker=True)
-    env.reset(seed=seed)
-    frames = [env.render()]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for action in parsed:
-            env.step(action)
-            frames.append(env.render())
-    env.close()
+    with Simulator(spec) as sim:
+        frames = [sim.reset(seed)]
+        frames += [sim.step(action)[0] for action in parsed]
     return np.stack(frames)
 
 
@@ -56,7 +82,7 @@ class SimulatorStart:
             )
         return cls(int(match.group(1)), (match.group(2) or "").strip())
 
-    def frames(self, env_name: str, actions=()) -> np.ndarray:
+    def frames(self, spec: EnvSpec, actions=()) -> np.ndarray:
         """Full-size frames from this start on: (T+1, H, W, 3), frame 0 the start frame itself."""
-        prefix = list(parse_actions(self.actions, env_name)) if self.actions else []
-        return simulator_frames(env_name, self.seed, prefix + list(actions))[len(prefix) :]
+        prefix = list(parse_actions(self.actions, spec)) if self.actions else []
+        return simulator_frames(spec, self.seed, prefix + list(actions))[len(prefix) :]

@@ -1,20 +1,22 @@
-"""Environment specs: everything worldsim needs to know about a gymnasium environment.
+"""Environment specs: everything worldsim needs to know about a gymnasium environment, as data.
 
-One `EnvSpec` per model name. A spec says how to make the environment, what its actions are
-called, how a rendered frame becomes the model's input (crop, then resize), and how fast the real
-thing runs. Adding an environment means adding one entry to `ENV_SPECS`; nothing else branches on
-the environment's name.
+A spec says how to make the environment, what its actions are called and which keys play them,
+how a rendered frame becomes the model's input (crop, then resize), and how fast the real thing
+runs. It is plain data: `to_dict()` is stored in every checkpoint's config.json, so a model of any
+gymnasium environment carries its own description and loads without code that names it.
 
-    >>> spec = get_spec("cartpole")
-    >>> spec.action_names
-    ('left', 'right')
-    >>> preprocess(np.zeros((400, 600, 3), np.uint8), spec).shape
+    >>> spec = get_spec("cartpole")          # a built-in spec (worldsim/envs/builtin.py)
+    >>> spec = derive_spec("Acrobot-v1")      # or one read off any gymnasium env that renders
+    >>> EnvSpec.from_dict(spec.to_dict()) == spec
+    True
+    >>> preprocess(np.zeros((400, 600, 3), np.uint8), get_spec("cartpole")).shape
     (64, 160, 3)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,6 +24,35 @@ import numpy as np
 from PIL import Image
 
 ActionKind = Literal["discrete", "continuous"]
+STATE_TERM = re.compile(r"(s|sin|cos)(\d+)")
+
+
+@dataclass(frozen=True)
+class StateFeatures:
+    """Features of a simulator state vector, as data: each term is `s<i>` (column i as it is),
+    `sin<i>` or `cos<i>` (column i is an angle: no jump where it wraps). CartPole's visible pose
+    is ("s0", "sin2", "cos2"): the cart position and the pole angle."""
+
+    terms: tuple[str, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "terms", tuple(self.terms))
+        bad = [term for term in self.terms if not STATE_TERM.fullmatch(term)]
+        if bad or not self.terms:
+            raise ValueError(f"state feature terms must be s<i>, sin<i> or cos<i>, got {list(self.terms)}")
+
+    def __call__(self, states: np.ndarray) -> np.ndarray:
+        """(N, S) states -> (N, len(terms))."""
+        parts = []
+        for term in self.terms:
+            op, column = STATE_TERM.fullmatch(term).groups()
+            value = states[..., int(column) : int(column) + 1]
+            parts.append(value if op == "s" else np.sin(value) if op == "sin" else np.cos(value))
+        return np.concatenate(parts, axis=-1)
+
+    @classmethod
+    def all_columns(cls, size: int) -> StateFeatures:
+        return cls(tuple(f"s{i}" for i in range(size)))
 
 
 @dataclass(frozen=True)
@@ -57,20 +88,23 @@ class EnvSpec:
     make_kwargs: dict[str, Any] = field(default_factory=dict)
     render_size: tuple[int, int] = (400, 600)  # (H, W) gymnasium renders at; for documentation
     render_mode: str = "rgb_array"  # what env.render() returns: the frames worldsim records
+    modules: tuple[str, ...] = ()  # imported before gymnasium.make: they register the id (ale_py)
     action_names: tuple[str, ...] = ()  # discrete: one name per action index
     action_low: tuple[float, ...] = ()  # continuous: per-dimension bounds
     action_high: tuple[float, ...] = ()
     action_labels: tuple[str, ...] = ()  # continuous: what each dimension means
-    # Simulator state vector: `env.unwrapped.<state_attr>`, if the env has one. Recorded with the
-    # frames so evaluation can compare objects, not only pixels.
-    state_attr: str | None = None
-    # What one frame shows of the state (positions, angles as sin/cos since a pole at theta and
-    # theta + 2 pi look the same): (N, S) states -> (N, P). Training supervises the first P latent
-    # dims with it; None means no such help.
-    visible_pose: Callable[[np.ndarray], np.ndarray] | None = None
-    # The full simulator state as smooth features (angles as sin/cos, velocities as they are):
-    # (N, S) states -> (N, F). Models with state dynamics step these; None: the env has none.
-    dynamics_state: Callable[[np.ndarray], np.ndarray] | None = None
+    # Simulator state vector, recorded with the frames so evaluation can compare objects, not only
+    # pixels: "attr:<name>" reads `env.unwrapped.<name>`, "observation" takes the observation
+    # itself (a flat Box of numbers, as LunarLander's), None: the env has none.
+    state_source: str | None = None
+    # What one frame shows of the state (positions; angles as sin/cos, since a pole at theta and
+    # theta + 2 pi look the same). Training supervises the first latent dims with it; None: no help.
+    visible_pose: StateFeatures | None = None
+    # The full simulator state as smooth features (angles as sin/cos, velocities as they are).
+    # Models with state dynamics step these; None: the env has none.
+    dynamics_state: StateFeatures | None = None
+    # Reads objects back from frames for evaluation (a key of worldsim.envs.objects.OBJECT_READERS).
+    object_reader: str | None = None
     # Steps past `terminated` that collection keeps stepping, so models learn what follows
     # (CartPole: the pole falls over and the cart drives off), since users will ask for it.
     steps_after_termination: int = 0
@@ -100,252 +134,79 @@ class EnvSpec:
         return 1 if self.action_kind == "discrete" else len(self.action_low)
 
     def make(self, render: bool = True, **overrides: Any):
-        """A gymnasium env rendering RGB arrays (`render_mode`; ale-py registers the ALE ids on import)."""
+        """A gymnasium env rendering RGB arrays (`render_mode`)."""
+        import importlib
+
         import gymnasium as gym
 
-        if self.gym_id.startswith("ALE/"):
-            import ale_py
-
-            gym.register_envs(ale_py)
+        for module in self.modules:  # e.g. ale_py registers the ALE/ ids on import
+            importlib.import_module(module)
         kwargs = {**self.make_kwargs, **overrides}
         return gym.make(self.gym_id, render_mode=self.render_mode if render else None, **kwargs)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types: what config.json stores."""
+        data = dataclasses.asdict(self)
+        for name in ("visible_pose", "dynamics_state"):
+            data[name] = None if data[name] is None else list(data[name]["terms"])
+        return _lists(data)
 
-# Training for envs whose rollouts start from a reset frame, as evaluation and most uploads do: one
-# frame cannot show velocity, and dynamics trained on single frames from anywhere in an episode
-# learn the velocity seen there on average (mid-episode, a leaning pole is usually falling).
-# Single-frame windows start at episode starts instead, where the velocity is a reset's (at rest
-# for CartPole, Acrobot and MountainCar, uniform in +-1 rad/s for Pendulum); and every horizon
-# counts alike. This alone cut CartPole's pole angle error at h=10 by 37-47%.
-FROM_RESET = {"single_frame_at_reset": True, "log_step_loss": True}
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnvSpec:
+        """Validates names and types before anything is built; errors name the field."""
+        if not isinstance(data, dict):
+            raise ValueError(f"an environment description must be a JSON object, got {data!r:.60}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"environment description has unknown field(s) {unknown}; known: {sorted(known)}"
+            )
+        values = dict(data)
+        try:
+            if "crop" in values:
+                values["crop"] = Crop(**values["crop"])
+            for name in ("visible_pose", "dynamics_state"):
+                if values.get(name) is not None:
+                    values[name] = StateFeatures(tuple(values[name]))
+            for name in (
+                "render_size",
+                "action_names",
+                "action_low",
+                "action_high",
+                "action_labels",
+                "modules",
+            ):
+                if name in values:
+                    values[name] = tuple(values[name])
+            if "collect_policies" in values:
+                values["collect_policies"] = tuple((str(p), float(w)) for p, w in values["collect_policies"])
+            return cls(**values)
+        except TypeError as error:
+            raise ValueError(f"environment description: {error}") from None
 
-
-def _angles(*columns: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Pose = sin and cos of the given state columns (angles)."""
-
-    def pose(states: np.ndarray) -> np.ndarray:
-        angles = states[..., list(columns)]
-        return np.concatenate([np.sin(angles), np.cos(angles)], axis=-1)
-
-    return pose
-
-
-def _cartpole_pose(states: np.ndarray) -> np.ndarray:
-    """Cart position, and the pole angle as sin/cos."""
-    theta = states[..., 2:3]
-    return np.concatenate([states[..., 0:1], np.sin(theta), np.cos(theta)], axis=-1)
-
-
-def _mountaincar_pose(states: np.ndarray) -> np.ndarray:
-    return states[..., 0:1]
-
-
-def _with_angles(*angle_columns: int) -> Callable[[np.ndarray], np.ndarray]:
-    """State features: each angle column becomes its sin and cos (no jump where it wraps, and
-    no drift when a pole spins round), the other columns stay as they are."""
-
-    def features(states: np.ndarray) -> np.ndarray:
-        parts = []
-        for column in range(states.shape[-1]):
-            value = states[..., column : column + 1]
-            parts += [np.sin(value), np.cos(value)] if column in angle_columns else [value]
-        return np.concatenate(parts, axis=-1)
-
-    return features
-
-
-ENV_SPECS: dict[str, EnvSpec] = {
-    spec.name: spec
-    for spec in [
-        EnvSpec(
-            name="cartpole",
-            gym_id="CartPole-v1",
-            action_kind="discrete",
-            action_names=("left", "right"),
-            fps=50,  # tau = 0.02 s per step
-            # Rows 160..400 of the 400x600 render hold the cart, the upright pole (top at row 172)
-            # and a pole fallen below the track; full width is the whole track. 240x600 -> 64x160
-            # keeps the aspect ratio: 1 track unit = 33 px, so a moving cart shifts visibly.
-            crop=Crop(top=0.4, bottom=1.0),
-            height=64,
-            width=160,
-            state_attr="state",
-            visible_pose=_cartpole_pose,
-            dynamics_state=_with_angles(2),  # x, x velocity, pole angle, angular velocity
-            steps_after_termination=40,
-            collect_policies=(("random", 0.35), ("sticky", 0.15), ("balance", 0.5)),
-            # More windows from resets: h=5 +1.6 dB balancing, +5.1 random (0.5 gave +0.9, +3.4).
-            # The pixels stage then took balancing h=5 from +1.6 to +3.4 dB. Decoding steps from the
-            # first 10 only gave +3.9 there, but 2 dB less at h=60 (the decoder forgot far frames).
-            train_defaults={
-                **FROM_RESET,
-                "single_frame_share": 0.8,
-                "pixel_steps": 1500,
-                "pixel_horizon": 40,
-            },
-            example_actions="right*10 left*10 right*10",
-            play_keys={"left": "left", "right": "right"},
-        ),
-        EnvSpec(
-            name="acrobot",
-            gym_id="Acrobot-v1",
-            action_kind="discrete",
-            action_names=("left", "none", "right"),  # torque -1, 0, +1 on the joint
-            fps=15,
-            render_size=(500, 500),
-            height=64,
-            width=64,
-            state_attr="state",
-            visible_pose=_angles(0, 1),
-            dynamics_state=_with_angles(0, 1),  # two joint angles and their velocities
-            collect_episodes=200,  # most run the full 500 steps
-            collect_policies=(("random", 0.5), ("sticky", 0.5)),
-            train_defaults=FROM_RESET,
-            example_actions="left*10 right*10 left*10",
-            play_keys={"left": "left", "right": "right", "space": "none"},
-        ),
-        EnvSpec(
-            name="pendulum",
-            gym_id="Pendulum-v1",
-            action_kind="continuous",
-            action_low=(-2.0,),
-            action_high=(2.0,),
-            action_labels=("torque",),
-            fps=20,
-            render_size=(500, 500),
-            crop=Crop(top=0.2, bottom=0.8, left=0.2, right=0.8),  # the rod (113 px) and its pivot
-            height=64,
-            width=64,
-            state_attr="state",
-            visible_pose=_angles(0),
-            dynamics_state=_with_angles(0),  # angle and angular velocity
-            collect_policies=(("random", 0.5), ("sticky", 0.5)),
-            # From one frame the velocity is unknown: a GRU averaged the futures into a blur, while state
-            # dynamics keep a sharp rod and sample the velocity (docs/eval_pendulum.md).
-            train_defaults={
-                "autoencoder_steps": 3000,
-                "dynamics_steps": 4000,
-                "dynamics": "state",
-                **FROM_RESET,
-            },
-            example_actions="2*10 -2*10 0*10",
-            play_keys={"left": "2", "right": "-2", "space": "0"},  # +torque turns anticlockwise
-        ),
-        EnvSpec(
-            name="mountaincar",
-            gym_id="MountainCar-v0",
-            action_kind="discrete",
-            action_names=("left", "none", "right"),
-            fps=30,
-            height=64,
-            width=96,
-            state_attr="state",
-            visible_pose=_mountaincar_pose,
-            dynamics_state=_with_angles(),  # position and velocity, as they are
-            collect_policies=(("random", 0.3), ("sticky", 0.7)),  # held pushes climb the hills
-            # The pixels stage: h=5 +5.7 -> +10.0 dB over copy, h=10 +13.8 -> +19.7.
-            train_defaults={**FROM_RESET, "pixel_steps": 1500},
-            example_actions="left*20 right*40",
-            play_keys={"left": "left", "right": "right", "space": "none"},
-        ),
-        EnvSpec(
-            name="breakout",
-            gym_id="ALE/Breakout-v5",
-            action_kind="discrete",
-            action_names=("noop", "fire", "right", "left"),
-            make_kwargs={"repeat_action_probability": 0.0, "frameskip": 4},
-            fps=15,
-            render_size=(210, 160),
-            # The playfield: top wall to below the paddle, side walls trimmed (the score is left
-            # out). 163x144 -> 96x80 keeps the 2x4 px ball at about 1x2 px.
-            crop=Crop(top=0.15, bottom=0.93, left=0.05, right=0.95),
-            height=96,
-            width=80,
-            collect_episodes=500,  # random play loses its 5 lives in ~180 steps
-            train_defaults={
-                "autoencoder_steps": 3000,
-                "dynamics_steps": 4000,
-                "colour_weight": 0.2,
-                "frame_poses": True,
-                # h=10 41.2 -> 49.3 dB; the ball found at h=10 in 89% of frames, was 39%.
-                "pixel_steps": 1500,
-                "pixel_horizon": 40,
-            },
-            example_actions="fire right*10 left*10",
-            play_keys={"left": "left", "right": "right", "space": "fire", "down": "noop"},
-        ),
-        EnvSpec(
-            name="pong",
-            gym_id="ALE/Pong-v5",
-            action_kind="discrete",
-            action_names=("noop", "fire", "right", "left", "rightfire", "leftfire"),
-            make_kwargs={"repeat_action_probability": 0.0, "frameskip": 4},
-            fps=15,
-            render_size=(210, 160),
-            # Between the white bars above and below the court, rows 34-193 (the score is left
-            # out): 160x160 -> 80x80 keeps the 2x4 px ball at 1x2 px.
-            crop=Crop(top=0.162, bottom=0.922),
-            height=80,
-            width=80,
-            warmup_steps=50,  # the reset screen has no court yet: also start from a frame in play
-            collect_episodes=100,  # random play loses 21-0 in ~850 steps
-            train_defaults={
-                "autoencoder_steps": 3000,
-                "dynamics_steps": 4000,
-                "colour_weight": 0.2,
-                "frame_poses": True,
-            },
-            example_actions="noop*10 right*10 left*10",
-            # Pong's "right" moves the paddle up the screen, "left" down.
-            play_keys={"up": "right", "down": "left", "space": "noop"},
-        ),
-        EnvSpec(
-            name="carracing",
-            gym_id="CarRacing-v3",
-            action_kind="continuous",
-            action_low=(-1.0, 0.0, 0.0),
-            action_high=(1.0, 1.0, 1.0),
-            action_labels=("steer", "gas", "brake"),
-            fps=50,
-            # The 96x96 top-down view the agent sees (World Models' input). It is the same picture
-            # as the 600x400 window, scaled from one 1000x800 canvas, so either screenshot works;
-            # rendering it is 2x cheaper than the window.
-            render_mode="state_pixels",
-            render_size=(96, 96),
-            height=64,
-            width=64,
-            warmup_steps=50,  # the reset view zooms in from the whole track for ~50 steps
-            collect_policies=(("drive", 0.8), ("sticky", 0.2)),
-            collect_episodes=200,
-            episode_steps=300,  # shorter episodes, more tracks: 200 tracks in 60k frames
-            train_defaults={
-                "autoencoder_steps": 3000,
-                "dynamics_steps": 4000,
-                "colour_weight": 0.2,
-                # After 50 steps: h=5 +0.2 -> +2.1 dB, h=10 +2.2 -> +3.7; from the reset zoom h=60
-                # -2.8 dB. Decoding only the first 10 steps lost the road at h=60 from the reset.
-                "pixel_steps": 1500,
-                "pixel_horizon": 40,
-            },
-            example_actions="[0,1,0]*20 [-1,0.5,0]*10",
-            play_keys={
-                "left": "[-1,0.3,0]",
-                "right": "[1,0.3,0]",
-                "up": "[0,1,0]",
-                "down": "[0,0,0.8]",
-                "space": "[0,0,0]",
-            },
-        ),
-    ]
-}
+    def __post_init__(self):
+        if self.action_kind not in ("discrete", "continuous"):
+            raise ValueError(f"action_kind must be 'discrete' or 'continuous', got {self.action_kind!r}")
+        if not (isinstance(self.height, int) and isinstance(self.width, int)) or not (
+            16 <= self.height <= 512 and 16 <= self.width <= 512
+        ):
+            raise ValueError(
+                f"height and width must be whole numbers in 16..512, got {self.height}x{self.width}"
+            )
+        if not 0 < float(self.fps) <= 1000:
+            raise ValueError(f"fps must be in (0, 1000], got {self.fps!r}")
+        if self.num_actions < 1:
+            raise ValueError("an environment needs at least one action (names, or low/high bounds)")
 
 
-def get_spec(name: str) -> EnvSpec:
-    """The spec registered under `name` (case-insensitive); a clear error listing the names otherwise."""
-    key = name.strip().lower()
-    if key not in ENV_SPECS:
-        raise KeyError(f"Unknown environment {name!r}. Known: {', '.join(sorted(ENV_SPECS))}.")
-    return ENV_SPECS[key]
+def _lists(value):
+    """Tuples -> lists, recursively, so that a dict round-trips through JSON unchanged."""
+    if isinstance(value, dict):
+        return {key: _lists(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_lists(item) for item in value]
+    return value
 
 
 def preprocess(frame: np.ndarray, spec: EnvSpec) -> np.ndarray:
@@ -365,8 +226,144 @@ def preprocess(frame: np.ndarray, spec: EnvSpec) -> np.ndarray:
     return np.asarray(image)
 
 
-def simulator_state(env, spec: EnvSpec) -> np.ndarray | None:
+def simulator_state(env, spec: EnvSpec, observation=None) -> np.ndarray | None:
     """The simulator's state vector (float32), or None for envs without one."""
-    if spec.state_attr is None:
+    if spec.state_source is None:
         return None
-    return np.asarray(getattr(env.unwrapped, spec.state_attr), dtype=np.float32)
+    if spec.state_source == "observation":
+        return np.asarray(observation, dtype=np.float32).reshape(-1)
+    return np.asarray(getattr(env.unwrapped, spec.state_source.removeprefix("attr:")), dtype=np.float32)
+
+
+# Frames whose pixels change by more than this (of 255) count as moving, when a view is derived.
+MOVING_PIXEL = 8
+VIEW_PIXELS = 10_000  # a derived view's size: CartPole's 160x64 trains in minutes on 2 cores
+
+
+def derive_spec(gym_id: str, name: str | None = None, seed: int = 0, **overrides: Any) -> EnvSpec:
+    """A spec for any gymnasium environment that renders `rgb_array`, read off the environment:
+
+    - fps from `metadata["render_fps"]` (the speed its own viewer plays at);
+    - actions from the action space: Discrete names from `get_action_meanings()` where the env
+      has it (Atari), else the indices "0".."n-1"; Box bounds per dimension;
+    - play keys in the conventional order (two actions: left, right; three: left, space, right;
+      more: space, left, up, right, down for actions 0..4, as LunarLander-like envs number them);
+    - a view that keeps the moving parts: the box around every pixel that changes under random
+      actions in three episodes, plus a margin, resized to about VIEW_PIXELS pixels in the crop's
+      aspect ratio (sides multiples of 16);
+    - a state vector where the observation is a flat Box of numbers (recorded for evaluation and
+      used as the latent's pose supervision).
+    `overrides` replace any derived field, e.g. action_names=("noop", "left", "main", "right").
+    """
+    import gymnasium as gym
+
+    env = gym.make(gym_id, render_mode="rgb_array", **overrides.get("make_kwargs", {}))
+    try:
+        space = env.action_space
+        fields: dict[str, Any] = {
+            "name": name or re.sub(r"[^a-z0-9]+", "", gym_id.split("/")[-1].rsplit("-v", 1)[0].lower()),
+            "gym_id": gym_id,
+            "fps": float(env.metadata.get("render_fps") or 30),
+        }
+        if isinstance(space, gym.spaces.Discrete):
+            meanings = getattr(env.unwrapped, "get_action_meanings", None)
+            names = [m.lower() for m in meanings()] if meanings else [str(i) for i in range(int(space.n))]
+            fields |= {
+                "action_kind": "discrete",
+                "action_names": tuple(names),
+                "play_keys": _discrete_keys(names),
+            }
+            fields["example_actions"] = " ".join(f"{n}*10" for n in (names[1:4] if len(names) > 3 else names))
+        elif isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+            low, high = np.asarray(space.low, float), np.asarray(space.high, float)
+            fields |= {
+                "action_kind": "continuous",
+                "action_low": tuple(low.tolist()),
+                "action_high": tuple(high.tolist()),
+                "action_labels": tuple(f"a{i}" for i in range(len(low))),
+                "play_keys": _continuous_keys(low, high),
+            }
+            fields["example_actions"] = " ".join(f"{fields['play_keys'][k]}*10" for k in ("left", "right"))
+        else:
+            raise ValueError(
+                f"{gym_id} has a {type(space).__name__} action space; worldsim models Discrete "
+                "actions and flat Box actions."
+            )
+        observation = env.observation_space
+        if (
+            isinstance(observation, gym.spaces.Box)
+            and len(observation.shape) == 1
+            and observation.shape[0] <= 64
+        ):
+            features = StateFeatures.all_columns(observation.shape[0])
+            fields |= {"state_source": "observation", "visible_pose": features, "dynamics_state": features}
+        frames = _random_frames(env, space, seed)
+    finally:
+        env.close()
+    crop, (height, width) = _moving_view(frames)
+    fields |= {"crop": crop, "height": height, "width": width, "render_size": frames[0][0].shape[:2]}
+    fields |= {"collect_policies": (("random", 0.5), ("sticky", 0.5))}
+    return EnvSpec(**{**fields, **overrides})
+
+
+def _discrete_keys(names: list[str]) -> dict[str, str]:
+    roles = {2: ("left", "right"), 3: ("left", "space", "right")}.get(
+        len(names), ("space", "left", "up", "right", "down")
+    )
+    return {role: name for role, name in zip(roles, names, strict=False)}
+
+
+def _continuous_keys(low: np.ndarray, high: np.ndarray) -> dict[str, str]:
+    def vector(values: np.ndarray) -> str:
+        return "[" + ",".join(f"{v:g}" for v in values) + "]"
+
+    rest = np.clip(np.zeros_like(low), low, high)  # zero where allowed: no push
+    keys = {"space": vector(rest)}
+    for role, dim, bound in (("left", 0, low), ("right", 0, high), ("down", 1, low), ("up", 1, high)):
+        if dim < len(low):
+            pushed = rest.copy()
+            pushed[dim] = bound[dim]
+            keys[role] = vector(pushed)
+    return keys
+
+
+def _random_frames(env, space, seed: int, episodes: int = 3, steps: int = 150) -> list[list[np.ndarray]]:
+    """Rendered frames of a few episodes under random actions, one list per episode."""
+    space.seed(seed)
+    out = []
+    for episode in range(episodes):
+        env.reset(seed=seed + episode)
+        frames = [env.render()]
+        for _ in range(steps):
+            *_, terminated, truncated, _ = env.step(space.sample())
+            frames.append(env.render())
+            if terminated or truncated:
+                break
+        out.append(frames)
+    return out
+
+
+def _moving_view(episodes: list[list[np.ndarray]]) -> tuple[Crop, tuple[int, int]]:
+    """The crop around every pixel that moves within an episode (the static scenery of each
+    episode, e.g. a terrain drawn anew per seed, does not count), and a model size for it."""
+    height, width = episodes[0][0].shape[:2]
+    moving = np.zeros((height, width), bool)
+    for frames in episodes:
+        stack = np.stack(frames).astype(np.int16)
+        moving |= (np.abs(stack - stack[:1]).max(axis=-1) > MOVING_PIXEL).any(axis=0)
+    if not moving.any():
+        crop = Crop()
+    else:
+        rows, cols = np.flatnonzero(moving.any(axis=1)), np.flatnonzero(moving.any(axis=0))
+        margin = 0.05
+        crop = Crop(
+            top=max(0.0, round(rows[0] / height - margin, 3)),
+            bottom=min(1.0, round((rows[-1] + 1) / height + margin, 3)),
+            left=max(0.0, round(cols[0] / width - margin, 3)),
+            right=min(1.0, round((cols[-1] + 1) / width + margin, 3)),
+        )
+    top, bottom, left, right = crop.pixels(height, width)
+    aspect = (right - left) / max(bottom - top, 1)
+    size_h = max(16 * round(np.sqrt(VIEW_PIXELS / aspect) / 16), 32)
+    size_w = max(16 * round(np.sqrt(VIEW_PIXELS * aspect) / 16), 32)
+    return crop, (int(size_h), int(size_w))

@@ -22,10 +22,13 @@ from tqdm.auto import tqdm
 
 from worldsim.data.collect import EVAL_SEED_START, POLICIES
 from worldsim.envs.objects import object_errors, read_objects
+from worldsim.envs.simulator import Simulator
 from worldsim.envs.spec import EnvSpec, preprocess
 from worldsim.evaluation.metrics import edge_energy, psnr, ssim
-from worldsim.models.checkpoint import load, resolve, save_metrics
-from worldsim.models.latent import to_float
+from worldsim.models.base import to_float
+from worldsim.models.checkpoint import resolve, save_metrics
+from worldsim.models.registry import load
+from worldsim.rollout import imagine
 
 REPORT_HORIZONS = (1, 5, 10, 30, 60)
 
@@ -35,19 +38,12 @@ def simulate(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One held-out episode: frames (warmup+horizon+1, h, w, 3) uint8 and the actions that led
     from each frame to the next (warmup+horizon, ...); the policy plays the warm-up steps too."""
-    env = spec.make(disable_env_checker=True)
-    rng = np.random.default_rng(seed)
-    actor = POLICIES[policy](spec, rng)
-    obs, _ = env.reset(seed=seed)
-    frames, actions = [preprocess(env.render(), spec)], []
-    with warnings.catch_warnings():  # stepping past termination is what we measure
-        warnings.simplefilter("ignore")
+    actor = POLICIES[policy](spec, np.random.default_rng(seed))
+    with Simulator(spec) as sim:
+        frames, actions = [preprocess(sim.reset(seed), spec)], []
         for _ in range(warmup + horizon):
-            action = actor.act(obs)
-            obs, *_ = env.step(action)
-            actions.append(action)
-            frames.append(preprocess(env.render(), spec))
-    env.close()
+            actions.append(actor.act(sim.observation))
+            frames.append(preprocess(sim.step(actions[-1])[0], spec))
     return np.stack(frames), np.stack(actions)
 
 
@@ -118,7 +114,7 @@ def evaluate_model(
     policies = [name for name, _ in spec.collect_policies if name != "sticky"] or ["random"]
     results: dict[str, dict[str, list[float]]] = {}
     for policy in policies:
-        for suffix, warmup, context in evaluation_starts(spec, model.config.context_frames):
+        for suffix, warmup, context in evaluation_starts(spec, model.context_frames):
             true, actions, contexts = [], [], []
             for i in tqdm(range(episodes), desc=f"simulate {policy}{suffix}", unit="ep"):
                 frames, acts = simulate(spec, EVAL_SEED_START + i, policy, horizon, warmup)
@@ -126,8 +122,9 @@ def evaluate_model(
                 actions.append(acts[warmup:])
                 contexts.append(frames[warmup + 1 - context : warmup + 1])
             true_frames = np.stack(true)
-            pred = model.imagine(np.stack(contexts), np.stack(actions))
-            metrics = per_step_metrics(pred, true_frames, spec, model.redraw(true_frames))
+            pred = imagine(model, np.stack(contexts), np.stack(actions)).frames
+            redrawn = model.redraw(true_frames) if model.capabilities.redraw else None
+            metrics = per_step_metrics(pred, true_frames, spec, redrawn)
             results[policy + suffix] = {k: v.tolist() for k, v in metrics.items()}
     horizons = [h for h in REPORT_HORIZONS if h <= horizon]
     markdown = format_table(results, horizons, spec, episodes)

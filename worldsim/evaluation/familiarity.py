@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from worldsim.evaluation.metrics import psnr
-from worldsim.models.latent import WorldModel, to_float
+from worldsim.models.base import WorldModel, to_float
 
 CALIBRATION_FILE = "calibration.json"
 COVERAGE = 0.99  # share of held-out frames that count as familiar
@@ -42,15 +42,13 @@ class Familiarity:
 
 @torch.inference_mode()
 def reconstruction_psnr(model: WorldModel, frames: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """uint8 frames (N, h, w, 3) at model resolution -> PSNR (N,) of their reconstruction drawn
-    over `reference` (h, w, 3)."""
+    """uint8 frames (N, h, w, 3) at model resolution -> PSNR (N,) of their reconstruction by the
+    model's encoder (capability `encoder`), drawn over `reference` (h, w, 3)."""
     out = []
-    ref = to_float(torch.from_numpy(reference)[None]).to(model.device)
-    ref_z = model.encode(ref)
+    ref = torch.from_numpy(reference).to(model.device)
     for chunk in np.array_split(frames, max(1, len(frames) // 256)):
-        x = to_float(torch.from_numpy(chunk)).to(model.device)
-        recon = model.decode(model.encode(x), ref_z.expand(len(x), -1), ref.expand(len(x), -1, -1, -1))
-        out.append(psnr(recon.clamp(0, 1), x).cpu().numpy())
+        x = torch.from_numpy(chunk).to(model.device)
+        out.append(psnr(to_float(model.reconstruct(x, ref)), to_float(x)).cpu().numpy())
     return np.concatenate(out)
 
 
@@ -89,7 +87,7 @@ def read_calibration(folder: str | Path) -> dict | None:
 
 def familiarity(model: WorldModel, frame: np.ndarray) -> Familiarity | None:
     """How a start frame (at model resolution) scores; None for a model without calibration."""
-    calibration = getattr(model, "calibration", None)
+    calibration = model.calibration if model.capabilities.encoder else None
     if calibration is None or calibration["reference"].shape != frame.shape:
         return None
     score = float(reconstruction_psnr(model, frame[None], calibration["reference"])[0])

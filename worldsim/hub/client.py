@@ -42,6 +42,22 @@ def parse_hub_id(text: str) -> tuple[str, str | None]:
     return repo_id, revision or None
 
 
+def cached_snapshot(text: str) -> Path | None:
+    """The cached snapshot of a Hub checkpoint, or None; never touches the network."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    repo_id, revision = parse_hub_id(text)
+    try:
+        return Path(
+            snapshot_download(
+                repo_id, revision=revision, allow_patterns=CHECKPOINT_FILES, local_files_only=True
+            )
+        )
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
+
+
 def download(text: str) -> Path:
     """Fetch (or find in the cache) a Hub checkpoint; returns its local snapshot folder."""
     from huggingface_hub import snapshot_download
@@ -83,11 +99,11 @@ def model_card(folder: Path, repo_id: str | None = None):
     """A huggingface_hub ModelCard with worldsim metadata: env tags, eval results as model-index."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    from worldsim.envs.spec import get_spec
+    from worldsim.envs.spec import EnvSpec
     from worldsim.models.card import read_card_inputs, render_model_card
 
     config, training, metrics = read_card_inputs(folder)
-    spec = get_spec(config["env"])
+    spec = EnvSpec.from_dict(config["env"])
     results = []
     for policy, per_step in (metrics or {}).get("per_step", {}).items():
         for horizon in (1, 5, 10, 30, 60):

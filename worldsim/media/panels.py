@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from worldsim.evaluation.metrics import psnr
 from worldsim.media.video import MIN_SHORT_SIDE
-from worldsim.models.latent import to_float
+from worldsim.models.base import to_float
 
 HEADER = 28  # px of label strip above the panels
 GAP = 6  # px between panels
@@ -30,6 +30,15 @@ def difference(pred: np.ndarray, true: np.ndarray, gain: float = 3.0) -> np.ndar
 def per_step_psnr(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """PSNR in dB of each frame pair: (T, h, w, 3) uint8 twice -> (T,)."""
     return psnr(to_float(torch.tensor(pred)), to_float(torch.tensor(true))).numpy()
+
+
+def resize_video(video: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(T, h, w, 3) -> (T, height, width, 3), bilinear; the video itself when sizes agree (two
+    models of one environment may see it at different resolutions)."""
+    if video.shape[1:3] == (height, width):
+        return video
+    size = (width, height)
+    return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.Resampling.BILINEAR)) for f in video])
 
 
 def side_by_side(panels: list[np.ndarray], labels: list[str], columns: int | None = None) -> np.ndarray:

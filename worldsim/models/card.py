@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from worldsim.envs.spec import get_spec
+from worldsim.envs.builtin import ENV_SPECS
+from worldsim.envs.spec import EnvSpec
 
 
 def read_card_inputs(folder: str | Path) -> tuple[dict, dict | None, dict | None]:
@@ -25,7 +26,8 @@ def read_card_inputs(folder: str | Path) -> tuple[dict, dict | None, dict | None
 
 def render_model_card(config: dict, training: dict | None, metrics: dict | None) -> str:
     """Markdown with Hugging Face front matter: what the model is, how it was made, how it scores."""
-    spec = get_spec(config["env"])
+    spec = EnvSpec.from_dict(config["env"])
+    size = f"{spec.height}x{spec.width}"
     lines = [
         "---",
         "library_name: worldsim",
@@ -37,21 +39,13 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
         f"# worldsim {spec.name}: a learned world model of {spec.gym_id}",
         "",
         f"Given a start frame and a sequence of actions ({_actions(spec)}), it imagines the next "
-        f"{config['height']}x{config['width']} frames, one per environment step, at {spec.fps:g} frames/s.",
+        f"{size} frames, one per environment step, at {spec.fps:g} frames/s.",
         "",
         "## Model",
         "",
-        f"- Kind: `{config['kind']}`: convolutional frame autoencoder (latent {config['latent_dim']}) "
-        + (
-            f"with state dynamics: an MLP ({config['hidden_dim']} units) estimates the simulator's state "
-            f"({config['state_dims']} features) from the start frames, another steps it under each "
-            "action, and a third reads the frame latent out of it. Samples draw the start state "
-            "from the estimate's spread (velocities one frame cannot show)."
-            if config.get("dynamics") == "state"
-            else f"with a GRU ({config['hidden_dim']} units) stepping the latent under each action."
-        ),
-        f"- Takes 1 to {config['context_frames']} start frames; frames are cropped "
-        f"({_crop(spec)}) and resized to {config['height']}x{config['width']}.",
+        _describe_kind(config),
+        f"- Takes 1 to {config.get('context_frames', 1)} start frames; frames are cropped "
+        f"({_crop(spec)}) and resized to {size}.",
     ]
     if training:
         # The stages run, in the order they ran: the record's parts that took minutes.
@@ -62,7 +56,7 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
             "## Training",
             "",
             "```bash",
-            f"python -m worldsim collect --env {spec.name}",
+            f"python -m worldsim collect {_env_flag(spec)}",
             *commands,
             "```",
             "",
@@ -105,3 +99,29 @@ def _actions(spec) -> str:
 def _crop(spec) -> str:
     c = spec.crop
     return f"rows {c.top:.0%}-{c.bottom:.0%}, columns {c.left:.0%}-{c.right:.0%} of the rendered frame"
+
+
+def _describe_kind(config: dict) -> str:
+    kind = config.get("kind", "latent")
+    if kind != "latent":
+        return f"- Kind: `{kind}` (a plugin kind: its package's README describes it)."
+    outcome = (
+        " A head predicts each step's reward and whether the episode ended." if config.get("outcome") else ""
+    )
+    return (
+        f"- Kind: `latent`: convolutional frame autoencoder (latent {config['latent_dim']}) "
+        + (
+            f"with state dynamics: an MLP ({config['hidden_dim']} units) estimates the simulator's state "
+            f"({config['state_dims']} features) from the start frames, another steps it under each "
+            "action, and a third reads the frame latent out of it. Samples draw the start state "
+            "from the estimate's spread (velocities one frame cannot show)."
+            if config.get("dynamics") == "state"
+            else f"with a GRU ({config['hidden_dim']} units) stepping the latent under each action."
+        )
+        + outcome
+    )
+
+
+def _env_flag(spec: EnvSpec) -> str:
+    """How `collect` names the environment: a built-in name, or the gymnasium id."""
+    return f"--env {spec.name}" if ENV_SPECS.get(spec.name) == spec else f"--env-id {spec.gym_id}"

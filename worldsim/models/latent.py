@@ -26,32 +26,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldsim.envs.spec import EnvSpec, get_spec, preprocess
+from worldsim.envs.spec import EnvSpec
+from worldsim.models.base import Capabilities, Outcome, PretrainedWorldModel, to_float, to_uint8
 
-CONFIG_FORMAT_VERSION = 2
-# Frames decoded per pass when imagining a whole sequence. Batching the decoder over time is the
-# biggest CPU speed-up (CartPole, batch 1: 186 -> 440 frames/s); much larger passes get slower
-# again (memory bound), see docs/performance.md.
-RENDER_FRAMES = 64
+CONFIG_FORMAT_VERSION = 3
 
 
 @dataclass
-class WorldModelConfig:
-    """Everything needed to rebuild a model; saved as config.json beside the weights."""
+class LatentConfig:
+    """Everything needed to rebuild a model; saved as config.json beside the weights, after the
+    `kind` ("latent") and `format_version` that every worldsim config starts with."""
 
-    env: str  # environment spec name, e.g. "cartpole"
-    height: int  # frame size the model reads and draws; multiples of 16
-    width: int
-    action_kind: str  # "discrete" | "continuous"
-    num_actions: int  # discrete: number of actions; continuous: action dimensions
-    kind: str = "latent"  # model family, a key of MODEL_KINDS
+    env: EnvSpec  # the environment: its actions, fps and the view (crop, height x width)
     latent_dim: int = 32  # size of z: small, since the dynamics must carry it for 60+ steps
     hidden_dim: int = 256  # GRU state: velocities and whatever one frame does not show
     context_frames: int = 2  # K: start frames the model can take (fewer are padded by repeating)
@@ -66,18 +59,34 @@ class WorldModelConfig:
     state_dims: int = 0  # size of the spec's dynamics_state features
     state_mean: list[float] = field(default_factory=list)  # their normalisation
     state_std: list[float] = field(default_factory=list)
-    format_version: int = CONFIG_FORMAT_VERSION
+    # A head that predicts each step's reward and whether the episode has ended (Dream-v0's
+    # reward and terminated), from the latents before and after the step.
+    outcome: bool = False
+
+    @property
+    def height(self) -> int:
+        return self.env.height
+
+    @property
+    def width(self) -> int:
+        return self.env.width
+
+    @property
+    def num_actions(self) -> int:
+        return self.env.num_actions
+
+    @property
+    def action_kind(self) -> str:
+        return self.env.action_kind
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
-        get_spec(self.env)  # unknown environment: KeyError naming the known ones
+        if not isinstance(self.env, EnvSpec):
+            raise ValueError(f"env must be an environment description, got {type(self.env).__name__}")
         sizes = {
-            "height": self.height,
-            "width": self.width,
             "latent_dim": self.latent_dim,
             "hidden_dim": self.hidden_dim,
             "context_frames": self.context_frames,
-            "num_actions": self.num_actions,
             "action_embed_dim": self.action_embed_dim,
         }
         for name, value in sizes.items():
@@ -95,25 +104,21 @@ class WorldModelConfig:
             )
 
     @classmethod
-    def for_env(cls, spec: EnvSpec, **overrides) -> WorldModelConfig:
-        return cls(
-            env=spec.name,
-            height=spec.height,
-            width=spec.width,
-            action_kind=spec.action_kind,
-            num_actions=spec.num_actions,
-            **overrides,
-        )
+    def for_env(cls, spec: EnvSpec, **overrides) -> LatentConfig:
+        return cls(env=spec, **overrides)
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        data["env"] = self.env.to_dict()
         data["channels"] = list(self.channels)
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> WorldModelConfig:
+    def from_dict(cls, data: dict) -> LatentConfig:
         """Upgrades older formats, then validates field names and values before anything is built."""
-        version = data.get("format_version")
+        data = dict(data)
+        version = data.pop("format_version", None)
+        data.pop("kind", None)
         if not isinstance(version, int) or version < 1:
             raise ValueError(f"config.json format_version must be a positive integer, got {version!r}")
         if version > CONFIG_FORMAT_VERSION:
@@ -122,18 +127,35 @@ class WorldModelConfig:
                 f"versions up to {CONFIG_FORMAT_VERSION}: upgrade worldsim to load it."
             )
         while version < CONFIG_FORMAT_VERSION:  # each step rewrites one format into the next
-            data = CONFIG_UPGRADES[version](data)
-            version = data["format_version"]
+            data, version = CONFIG_UPGRADES[version](data), version + 1
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"config.json has unknown field(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        if "env" not in data:
+            raise ValueError("config.json has no 'env' (the environment description)")
+        return cls(**{**data, "env": EnvSpec.from_dict(data["env"])})
+
+
+def _upgrade_2_to_3(data: dict) -> dict:
+    """Format 3 stores the environment itself instead of the name of a built-in spec (whose view
+    and action fields format 2 repeated)."""
+    from worldsim.envs.builtin import get_spec
+
+    name = data.pop("env")
+    try:
+        spec = get_spec(name)
+    except KeyError as error:
+        raise ValueError(error.args[0]) from None
+    for repeated in ("height", "width", "action_kind", "num_actions"):
+        data.pop(repeated, None)
+    return {**data, "env": spec.to_dict()}
 
 
 # format_version N -> a function turning an N config dict into an N+1 one. Version 1 is the first.
 CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
-    1: lambda data: {**data, "format_version": 2},  # 2 added state dynamics; 1 was all GRU
+    1: lambda data: data,  # 2 added state dynamics; 1 was all GRU
+    2: _upgrade_2_to_3,
 }
 
 
@@ -148,15 +170,16 @@ class LatentState:
     ref_z: torch.Tensor | None = None
     ref: torch.Tensor | None = None
     offset: torch.Tensor | None = None
+    prev_z: torch.Tensor | None = None  # the latent before the last step (for the outcome head)
 
     def next(self, z: torch.Tensor, h: torch.Tensor) -> LatentState:
-        return LatentState(z=z, h=h, ref_z=self.ref_z, ref=self.ref, offset=self.offset)
+        return LatentState(z=z, h=h, ref_z=self.ref_z, ref=self.ref, offset=self.offset, prev_z=self.z)
 
 
 class ConvEncoder(nn.Module):
     """(B, 3, H, W) in [0, 1] -> (B, latent_dim). Pixel-unshuffle first: 4x cheaper convolutions."""
 
-    def __init__(self, config: WorldModelConfig):
+    def __init__(self, config: LatentConfig):
         super().__init__()
         c0, c1, c2 = config.channels
         self.net = nn.Sequential(
@@ -180,7 +203,7 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """(B, 2 * latent_dim) -> (B, 4, H, W): colours and mask logit, from target and reference z."""
 
-    def __init__(self, config: WorldModelConfig):
+    def __init__(self, config: LatentConfig):
         super().__init__()
         c0, c1, c2 = config.channels
         self.grid = (c2, config.height // 16, config.width // 16)
@@ -207,7 +230,7 @@ class ConvDecoder(nn.Module):
         return self.net(self.project(z).view(-1, *self.grid))
 
 
-def action_embedding(config: WorldModelConfig) -> nn.Module:
+def action_embedding(config: LatentConfig) -> nn.Module:
     """A lookup table for discrete actions, a linear map for continuous ones."""
     if config.action_kind == "discrete":
         return nn.Embedding(config.num_actions, config.action_embed_dim)
@@ -222,7 +245,7 @@ def embed_actions(embedding: nn.Module, actions: torch.Tensor) -> torch.Tensor:
 class LatentDynamics(nn.Module):
     """GRU over latents: K context latents -> h; (z_t, a_t, h_t) -> (z_{t+1}, h_{t+1})."""
 
-    def __init__(self, config: WorldModelConfig):
+    def __init__(self, config: LatentConfig):
         super().__init__()
         z, hidden = config.latent_dim, config.hidden_dim
         self.embed_action = action_embedding(config)
@@ -270,7 +293,7 @@ class StateDynamics(nn.Module):
     Sampling draws s_0 from the estimate: different velocities, different plausible futures.
     """
 
-    def __init__(self, config: WorldModelConfig):
+    def __init__(self, config: LatentConfig):
         super().__init__()
         z, hidden, s = config.latent_dim, config.hidden_dim, config.state_dims
         self.embed_action = action_embedding(config)
@@ -300,114 +323,49 @@ class StateDynamics(nn.Module):
 DYNAMICS_KINDS = {"gru": LatentDynamics, "state": StateDynamics}
 
 
-class WorldModel(nn.Module):
-    """What every worldsim model is: an environment you can imagine in, batched.
-
-    Subclasses implement three steps on float tensors in [0, 1]:
-        start(context (B, K, 3, H, W), sample) -> state  from 1..K start frames, oldest first;
-                                                     sample=True draws what the frames leave open
-        step(state, actions (B,) or (B, D)) -> state one environment step
-        render(state) -> frames (B, 3, H, W)
-    and inherit `imagine` (uint8 in, uint8 out, batched) and `rollout` (any image, action text).
-    """
-
-    def __init__(self, config: WorldModelConfig):
-        super().__init__()
-        self.config = config
-        self.spec = get_spec(config.env)
-        self.calibration: dict | None = None  # familiarity of uploads, see worldsim.evaluation.familiarity
-
-    def start(self, context: torch.Tensor, sample: bool = False):
-        raise NotImplementedError
-
-    def step(self, state, actions: torch.Tensor):
-        raise NotImplementedError
-
-    def render(self, state) -> torch.Tensor:
-        raise NotImplementedError
-
-    def render_many(self, states: list) -> torch.Tensor:
-        """Frames of several states at once: (T, B, 3, H, W). Override to batch the work."""
-        return torch.stack([self.render(state) for state in states])
-
-    def redraw(self, frames: np.ndarray) -> np.ndarray | None:
-        """True frames uint8 (B, T+1, h, w, 3) as the model would draw them if it predicted their
-        latents exactly, or None where that has no meaning. Evaluation compares it with the
-        rollout: what the drawing costs, and what the dynamics cost."""
-        return None
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def prepare_context(self, start: np.ndarray | list[np.ndarray]) -> np.ndarray:
-        """One frame (H, W, 3) or up to K frames (K, H, W, 3) of any size -> (K, h, w, 3) uint8."""
-        frames = [start] if isinstance(start, np.ndarray) and start.ndim == 3 else list(start)
-        if not frames:
-            raise ValueError("No start frame given.")
-        frames = frames[-self.config.context_frames :]
-        return np.stack([preprocess(np.asarray(frame), self.spec) for frame in frames])
-
-    @torch.inference_mode()
-    def imagine(
-        self, context: np.ndarray, actions: np.ndarray, progress=None, sample: bool = False
-    ) -> np.ndarray:
-        """Batched rollout: context uint8 (B, K, h, w, 3) at model resolution, actions (B, T, ...)
-        -> uint8 (B, T+1, h, w, 3), frame 0 being the last context frame. With `sample`, each
-        row draws its own future (torch's RNG) where the model can sample."""
-        batch = torch.tensor(context, dtype=torch.uint8, device=self.device)
-        action_tensor = torch.as_tensor(actions, device=self.device)
-        state = self.start(to_float(batch), sample=sample)
-        states = []
-        for t in range(action_tensor.shape[1]):  # stepping is cheap; drawing is the work
-            state = self.step(state, action_tensor[:, t])
-            states.append(state)
-        per_pass = max(1, RENDER_FRAMES // batch.shape[0])  # steps drawn per decoder pass
-        chunks = range(0, len(states), per_pass)
-        frames = [batch[:, -1][None]]
-        for start in chunks if progress is None else progress(chunks):
-            frames.append(to_uint8(self.render_many(states[start : start + per_pass])))
-        return torch.cat(frames).transpose(0, 1).cpu().numpy()
-
-    def rollout(
-        self,
-        start: np.ndarray | list[np.ndarray],
-        actions,
-        seed: int | None = None,
-        num_samples: int = 1,
-        progress=None,
-    ) -> np.ndarray:
-        """Imagine the future from start frame(s) under `actions` (text or a sequence).
-
-        start: one RGB uint8 frame (H, W, 3) of any size, or up to K frames, oldest first.
-        Returns uint8 (T+1, h, w, 3): frame 0 is the last start frame as the model sees it,
-        frame t the prediction after t actions: the model's best guess. With num_samples > 1:
-        (S, T+1, h, w, 3), sample 0 the best guess and the others drawn from what the start
-        frames leave open (e.g. velocities one frame cannot show); `seed` makes them repeatable.
-        A model that cannot sample returns identical samples.
-        """
-        from worldsim.envs.actions import parse_actions
-
-        parsed = parse_actions(actions, self.spec)
-        if seed is not None:
-            torch.manual_seed(seed)
-        context = np.repeat(self.prepare_context(start)[None], num_samples, axis=0)
-        video = self.imagine(
-            context, np.repeat(parsed[None], num_samples, axis=0), progress, sample=num_samples > 1
-        )
-        return video[0] if num_samples == 1 else video
-
-
-class LatentWorldModel(WorldModel):
+class LatentWorldModel(PretrainedWorldModel):
     """Autoencoder + latent dynamics (see the module docstring)."""
 
-    def __init__(self, config: WorldModelConfig):
+    kind = "latent"
+    config_class = LatentConfig
+    format_version = CONFIG_FORMAT_VERSION
+
+    def __init__(self, config: LatentConfig):
         super().__init__(config)
         self.encoder = ConvEncoder(config)
         self.decoder = ConvDecoder(config)
         self.dynamics = DYNAMICS_KINDS[config.dynamics](config)
+        # reward and episode end from the latents before and after a step
+        self.outcome_head = _mlp(2 * config.latent_dim, config.hidden_dim, 2) if config.outcome else None
         # Channels-last convolutions: 1.8x faster decoding on this CPU (docs/performance.md).
         self.to(memory_format=torch.channels_last)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            sampling=self.config.dynamics == "state", outcome=self.config.outcome, encoder=True, redraw=True
+        )
+
+    def with_dynamics(self, dynamics: str, states: np.ndarray | None) -> LatentWorldModel:
+        """A model with this one's autoencoder (shared) and new, untrained dynamics of kind
+        `dynamics`, normalised for the state features `states` (N, S) where they step those."""
+        config = replace(
+            self.config,
+            dynamics=dynamics,
+            state_dims=0 if states is None else states.shape[1],
+            state_mean=[] if states is None else states.mean(0).tolist(),
+            state_std=[] if states is None else (states.std(0) + 1e-6).tolist(),
+        )
+        model = LatentWorldModel(config).to(self.device)
+        model.encoder, model.decoder, model.outcome_head = self.encoder, self.decoder, self.outcome_head
+        return model
+
+    def with_outcome_head(self) -> LatentWorldModel:
+        """A model sharing all of this one's parts, plus a new, untrained outcome head."""
+        model = LatentWorldModel(replace(self.config, outcome=True)).to(self.device)
+        model.encoder, model.decoder, model.dynamics = self.encoder, self.decoder, self.dynamics
+        model.calibration = self.calibration
+        return model
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         return self.encoder(frames)
@@ -421,7 +379,11 @@ class LatentWorldModel(WorldModel):
         out = self.decoder(torch.cat([z, ref_z], dim=1))
         return out[:, :3], torch.sigmoid(out[:, 3:4])
 
-    def start(self, context: torch.Tensor, sample: bool = False) -> LatentState:
+    def start(self, frames: torch.Tensor, sample: bool = False) -> LatentState:
+        """frames uint8 (B, K, h, w, 3), oldest first; K <= context_frames."""
+        return self.start_float(to_float(frames), sample)
+
+    def start_float(self, context: torch.Tensor, sample: bool = False) -> LatentState:
         """context (B, K, 3, H, W) float in [0, 1], oldest first; K <= context_frames. With
         `sample`, rows after the first draw their start state (state dynamics only)."""
         b, k = context.shape[:2]
@@ -441,7 +403,42 @@ class LatentWorldModel(WorldModel):
         return self.dynamics.step(state, actions)
 
     def render(self, state: LatentState) -> torch.Tensor:
+        return to_uint8(self.render_float(state))
+
+    def render_float(self, state: LatentState) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1]: what training scores."""
         return self.decode(state.z, state.ref_z, state.ref).clamp(0, 1)
+
+    def render_many(self, states: list[LatentState]) -> torch.Tensor:
+        """One decoder pass for all the states: uint8 (T, B, h, w, 3)."""
+        t, b = len(states), states[0].z.shape[0]
+        z = torch.cat([s.z for s in states])  # (T*B, Z), time-major
+        ref_z = states[0].ref_z.repeat(t, 1)
+        ref = states[0].ref.repeat(t, 1, 1, 1)
+        return to_uint8(self.decode(z, ref_z, ref).clamp(0, 1).view(t, b, *ref.shape[1:]))
+
+    def outcome_logits(self, prev_z: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reward (B,), episode-ended logit (B,)) of the step from prev_z to z."""
+        reward, ended = self.outcome_head(torch.cat([prev_z, z], dim=1)).unbind(dim=1)
+        return reward, ended
+
+    def outcome(self, state: LatentState) -> Outcome:
+        if self.outcome_head is None:
+            return super().outcome(state)
+        prev_z = state.z if state.prev_z is None else state.prev_z
+        reward, ended = self.outcome_logits(prev_z, state.z)
+        return Outcome(reward=reward.float(), terminated=ended > 0)
+
+    @torch.inference_mode()
+    def reconstruct(self, frames: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 (B, h, w, 3) frames encoded and drawn again over `reference` (h, w, 3), by
+        default the first frame."""
+        x = to_float(frames)
+        ref = x[:1] if reference is None else to_float(reference[None])
+        recon = self.decode(
+            self.encode(x), self.encode(ref).expand(len(x), -1), ref.expand(len(x), -1, -1, -1)
+        )
+        return to_uint8(recon.clamp(0, 1))
 
     @torch.inference_mode()
     def redraw(self, frames: np.ndarray) -> np.ndarray:
@@ -452,37 +449,10 @@ class LatentWorldModel(WorldModel):
         drawn = [video[:, 0]] + [self.decode(z[:, i], z[:, 0], video[:, 0]).clamp(0, 1) for i in range(1, t)]
         return to_uint8(torch.stack(drawn, dim=1)).cpu().numpy()
 
-    def render_many(self, states: list[LatentState]) -> torch.Tensor:
-        """One decoder pass for all the states: (T, B, 3, H, W)."""
-        t, b = len(states), states[0].z.shape[0]
-        z = torch.cat([s.z for s in states])  # (T*B, Z), time-major
-        ref_z = states[0].ref_z.repeat(t, 1)
-        ref = states[0].ref.repeat(t, 1, 1, 1)
-        return self.decode(z, ref_z, ref).clamp(0, 1).view(t, b, *ref.shape[1:])
-
-
-MODEL_KINDS = {"latent": LatentWorldModel}
-
-
-def build_model(config: WorldModelConfig) -> WorldModel:
-    if config.kind not in MODEL_KINDS:
-        raise ValueError(f"Unknown model kind {config.kind!r}; known: {sorted(MODEL_KINDS)}")
-    return MODEL_KINDS[config.kind](config)
-
 
 def composite(colours: torch.Tensor, mask: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """The decoder's colours where its mask is on, the reference frame's own pixels elsewhere."""
     return mask * colours + (1 - mask) * ref
-
-
-def to_float(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [0, 1]."""
-    return frames.movedim(-1, -3).float() / 255
-
-
-def to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    """float (..., 3, H, W) in [0, 1] -> uint8 (..., H, W, 3)."""
-    return (frames.movedim(-3, -1) * 255).round().clamp(0, 255).to(torch.uint8)
 
 
 def weighted_frame_loss(pred: torch.Tensor, target: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:

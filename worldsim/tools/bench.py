@@ -2,7 +2,7 @@
 
     python -m worldsim bench --model cartpole
 
-Prints medians over repeated runs. Measures what a user waits for: `model.imagine` on uint8
+Prints medians over repeated runs. Measures what a user waits for: `worldsim.rollout.imagine` on uint8
 frames, decoding included, video encoding excluded (see the app's timings for that).
 """
 
@@ -14,7 +14,8 @@ import time
 import numpy as np
 import torch
 
-from worldsim.models.checkpoint import load
+from worldsim.models.registry import load
+from worldsim.rollout import imagine
 
 
 def _random_actions(spec, batch: int, steps: int, rng: np.random.Generator) -> np.ndarray:
@@ -31,7 +32,7 @@ def run_benchmark(model_name: str, steps: int = 60, repeats: int = 7) -> dict:
     spec = model.spec
     rng = np.random.default_rng(0)
     context = rng.integers(0, 256, size=(1, 1, spec.height, spec.width, 3), dtype=np.uint8)
-    model.imagine(context, _random_actions(spec, 1, 1, rng))
+    imagine(model, context, _random_actions(spec, 1, 1, rng))
     cold_start = time.perf_counter() - started
     print(
         f"{spec.name}: cold start (load + first frame) {cold_start:.2f} s; "
@@ -41,11 +42,11 @@ def run_benchmark(model_name: str, steps: int = 60, repeats: int = 7) -> dict:
     for batch in (1, 8):
         ctx = np.repeat(context, batch, axis=0)
         actions = _random_actions(spec, batch, steps, rng)
-        model.imagine(ctx, actions)  # warm-up
+        imagine(model, ctx, actions)  # warm-up
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
-            model.imagine(ctx, actions)
+            imagine(model, ctx, actions)
             times.append(time.perf_counter() - t)
         median = statistics.median(times)
         fps = batch * steps / median
@@ -71,7 +72,7 @@ def run_all_benchmarks(steps: int, repeats: int, out: str = "docs/bench.md") -> 
     """Every shipped model, one table (markdown, also written to `out`)."""
     from pathlib import Path
 
-    from worldsim.models.checkpoint import CHECKPOINTS_DIR, load
+    from worldsim.models.checkpoint import CHECKPOINTS_DIR
 
     rows = [
         "# Rollout speed, every shipped model",

@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,33 +31,37 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from worldsim.data.collect import EpisodeData
+from worldsim.data.collect import EpisodeData, read_spec
 from worldsim.data.dataset import load_any_episodes
+from worldsim.envs.builtin import get_spec
 from worldsim.envs.objects import object_pose
-from worldsim.envs.spec import get_spec
+from worldsim.envs.spec import EnvSpec
 from worldsim.evaluation.familiarity import calibrate, save_calibration
 from worldsim.evaluation.metrics import psnr
-from worldsim.models.checkpoint import load, save_checkpoint
+from worldsim.models.checkpoint import save_checkpoint
 from worldsim.models.latent import (
     DYNAMICS_KINDS,
+    LatentConfig,
     LatentWorldModel,
-    WorldModelConfig,
-    build_model,
     composite,
     embed_actions,
     pose_loss,
     to_float,
     weighted_frame_loss,
 )
+from worldsim.models.registry import load
 
-STAGES = ("autoencoder", "dynamics", "pixels")
+STAGES = ("autoencoder", "dynamics", "pixels", "outcome")
 
 
 @dataclass
 class TrainConfig:
     """What `python -m worldsim train` does; the defaults reproduce the shipped checkpoints."""
 
-    env: str = "cartpole"  # environment spec name
+    env: str = "cartpole"  # built-in environment name (worldsim.envs.builtin)
+    # Any gymnasium id instead of --env: the environment is read from the data, as `collect
+    # --env-id` recorded it; data and out default to data/<name> and checkpoints/<name>.
+    env_id: str = ""
     data: str = ""  # shard folder, Parquet export or hf://datasets/owner/name; default data/<env>
     out: str = ""  # checkpoint folder; default checkpoints/<env>
     device: str = "cpu"  # cpu, cuda, cuda:1, ...
@@ -100,6 +105,11 @@ class TrainConfig:
     pixel_lr: float = 3e-4  # peak learning rate of the dynamics in stage 3
     decoder_lr: float = 1e-4  # peak learning rate of the decoder in stage 3 (0: frozen)
     pixel_horizon: int = 10  # the decoded step is one of the first this many of the unroll
+    # stage 4: outcome (reward and episode end, for Dream-v0 and Play's game over; 0 steps skips it)
+    # The head reads the dynamics' own open-loop predictions (frozen), so it learns from the
+    # latents a dream produces, not from the encoder's.
+    outcome_steps: int = 1500  # optimizer steps of stage 4
+    outcome_lr: float = 1e-3  # peak learning rate of the head
     # model
     latent_dim: int = 32  # size of a frame's latent
     hidden_dim: int = 256  # GRU state size
@@ -114,13 +124,36 @@ class TrainConfig:
     stages: str = ",".join(STAGES)  # which stages to run, in order
 
     def __post_init__(self):
-        self.data = self.data or f"data/{self.env}"
-        self.out = self.out or f"checkpoints/{self.env}"
+        name = spec_name(self.env_id) if self.env_id else self.env
+        self.data = self.data or f"data/{name}"
+        self.out = self.out or f"checkpoints/{name}"
 
     @classmethod
     def for_env(cls, env: str, **overrides) -> TrainConfig:
         """The config `train --env ENV` uses: the spec's training defaults, then `overrides`."""
-        return cls(env=env, **{**get_spec(env).train_defaults, **overrides})
+        defaults = {} if overrides.get("env_id") else get_spec(env).train_defaults
+        return cls(env=env, **{**defaults, **overrides})
+
+
+def spec_name(gym_id: str) -> str:
+    """A model name for a gymnasium id: "LunarLander-v3" -> "lunarlander"."""
+    return re.sub(r"[^a-z0-9]+", "", gym_id.split("/")[-1].rsplit("-v", 1)[0].lower())
+
+
+def training_spec(config: TrainConfig) -> EnvSpec:
+    """The environment to train on: as the data recorded it (`collect` stores its spec in every
+    shard), else the built-in spec of --env."""
+    recorded = read_spec(config.data) if Path(config.data).is_dir() else None
+    if config.env_id:
+        if recorded is None:
+            raise ValueError(
+                f"No collected data for {config.env_id} in {config.data}: "
+                f"run python -m worldsim collect --env-id {config.env_id} first."
+            )
+        if recorded.gym_id != config.env_id:
+            raise ValueError(f"{config.data} holds {recorded.gym_id}, not {config.env_id}.")
+        return recorded
+    return recorded if recorded is not None and recorded.name == config.env else get_spec(config.env)
 
 
 def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
@@ -137,14 +170,17 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         torch.set_num_threads(config.threads)
     rank, world = _join_process_group(config.device)
     rng = np.random.default_rng(config.seed)
-    spec = get_spec(config.env)
+    spec = training_spec(config)
     stages = [stage.strip() for stage in config.stages.split(",") if stage.strip()]
     if unknown := sorted(set(stages) - set(STAGES)):
         raise ValueError(f"Unknown training stage(s) {unknown}; stages are {', '.join(STAGES)}.")
-    if not config.pixel_steps:
-        stages = [stage for stage in stages if stage != "pixels"]
-        if not stages:
-            raise ValueError("Nothing to train: the pixels stage runs --pixel-steps steps, and that is 0.")
+    for stage, steps in (("pixels", config.pixel_steps), ("outcome", config.outcome_steps)):
+        if not steps and stage in stages:
+            stages.remove(stage)
+            if not stages:
+                raise ValueError(
+                    f"Nothing to train: the {stage} stage runs --{stage}-steps steps, and that is 0."
+                )
     data = load_any_episodes(config.data, spec)
     train_eps, val_eps = split_episodes(data.num_episodes, config.val_fraction, rng)
     if rank:  # every rank holds the same split and initial weights, and draws its own batches
@@ -165,7 +201,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         record = {**previous, "commands": [*previous.get("commands", [previous["command"]]), command]}
         model_config = model.config
     else:
-        model_config = WorldModelConfig.for_env(
+        model_config = LatentConfig.for_env(
             spec,
             latent_dim=config.latent_dim,
             hidden_dim=config.hidden_dim,
@@ -174,7 +210,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             pose_mean=[] if poses is None else poses.mean(0).tolist(),
             pose_std=[] if poses is None else (poses.std(0) + 1e-6).tolist(),
         )
-        model = build_model(model_config).to(config.device)
+        model = LatentWorldModel(model_config).to(config.device)
         record = {"commands": [command]}
     record.update(command=" && ".join(record["commands"]), config=asdict(config))
     record.update(frames=len(data.frames), episodes=int(data.num_episodes))
@@ -196,22 +232,28 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         else:
             latents = encode_all(model, data.frames, config) if latents is None else latents
             if stage == "dynamics":  # new dynamics, from scratch
-                stepped = states if dynamics_kind == "state" else None  # what the dynamics step
-                model.config = replace(
-                    model.config,
-                    dynamics=dynamics_kind,
-                    state_dims=0 if stepped is None else stepped.shape[1],
-                    state_mean=[] if stepped is None else stepped.mean(0).tolist(),
-                    state_std=[] if stepped is None else (stepped.std(0) + 1e-6).tolist(),
+                model = model.with_dynamics(dynamics_kind, states if dynamics_kind == "state" else None)
+            if stage == "outcome":
+                model = model if model.outcome_head is not None else model.with_outcome_head()
+                result = train_outcome(model, data, latents, train_eps, val_eps, config, rng)
+            else:
+                normalised = None
+                if model.config.dynamics == "state" and states is not None:
+                    mean, std = np.array(model.config.state_mean), np.array(model.config.state_std)
+                    normalised = torch.from_numpy(((states - mean) / std).astype(np.float32)).to(
+                        config.device
+                    )
+                result = train_dynamics(
+                    model,
+                    data,
+                    latents,
+                    normalised,
+                    train_eps,
+                    val_eps,
+                    config,
+                    rng,
+                    pixels=stage == "pixels",
                 )
-                model.dynamics = DYNAMICS_KINDS[dynamics_kind](model.config).to(config.device)
-            normalised = None
-            if model.config.dynamics == "state" and states is not None:
-                mean, std = np.array(model.config.state_mean), np.array(model.config.state_std)
-                normalised = torch.from_numpy(((states - mean) / std).astype(np.float32)).to(config.device)
-            result = train_dynamics(
-                model, data, latents, normalised, train_eps, val_eps, config, rng, pixels=stage == "pixels"
-            )
         record[stage] = {**result, "minutes": (time.time() - stage_started) / 60}
         record["minutes"] = sum(record[s]["minutes"] for s in STAGES if s in record)
         if world > 1:
@@ -221,7 +263,8 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
     if rank == 0:
         save_calibration(calibrate_on(model, data, train_eps, val_eps), config.out)
         print(f"saved {config.out}: {record['minutes']:.1f} minutes of training in all")
-    if world > 1:
+    if world > 1:  # leave together: no rank closes its connections while rank 0 still saves
+        dist.barrier()
         dist.destroy_process_group()
     return model
 
@@ -635,3 +678,75 @@ def evaluate_dynamics(model, windows: Windows, states: torch.Tensor | None, conf
             result[f"psnr_h{horizon}"] = float(psnr(frames, truth).mean())
             result[f"copy_h{horizon}"] = float(psnr(ref, truth).mean())
     return result
+
+
+def outcome_targets(data: EpisodeData, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per frame: the reward of the step into it, and whether the real episode had ended by it."""
+    if data.rewards is None or data.terminals is None:
+        raise ValueError(
+            "This data has no rewards and episode ends (collected before they were recorded): "
+            "collect it again, or train without the outcome stage (--outcome-steps 0)."
+        )
+    return (
+        torch.from_numpy(data.rewards.astype(np.float32)).to(device),
+        torch.from_numpy(data.terminals.astype(np.float32)).to(device),
+    )
+
+
+def train_outcome(
+    model: LatentWorldModel,
+    data: EpisodeData,
+    latents: torch.Tensor,
+    train_eps: np.ndarray,
+    val_eps: np.ndarray,
+    config: TrainConfig,
+    rng: np.random.Generator,
+) -> dict:
+    """Stage 4: the reward and episode-end head, on the frozen dynamics' open-loop predictions.
+
+    Each step's reward is regressed (scaled by the rewards' spread); episode end is a binary
+    label, weighted by how rare it is, since most frames are not ends."""
+    windows = Windows(data, latents, train_eps, val_eps, config, rng)
+    rewards, ended = outcome_targets(data, latents.device)
+    reward_scale = rewards.std().clamp_min(1e-3)
+    ends = float(ended.mean())
+    end_weight = torch.tensor(min(max((1 - ends) / max(ends, 1e-6), 1.0), 50.0), device=latents.device)
+    steps = torch.arange(config.unroll)
+
+    def predictions(anchors, context, window_actions):
+        with torch.no_grad():
+            z = unroll_latents(model, context, window_actions)  # (B, U, Z)
+        before = torch.cat([context[:, -1:], z[:, :-1]], dim=1)
+        reward, logit = model.outcome_logits(before.flatten(0, 1), z.flatten(0, 1))
+        index = torch.from_numpy(anchors)[:, None] + 1 + steps[None]  # the frames the steps lead to
+        return reward, logit, rewards[index].flatten(), ended[index].flatten()
+
+    def batch_loss() -> torch.Tensor:
+        anchors, context, window_actions, _ = windows.sample(config.dynamics_batch_size, config, rng)
+        reward, logit, true_reward, true_end = predictions(anchors, context, window_actions)
+        reward_loss = F.mse_loss(reward / reward_scale, true_reward / reward_scale)
+        return reward_loss + F.binary_cross_entropy_with_logits(logit, true_end, pos_weight=end_weight)
+
+    @torch.no_grad()
+    def evaluate() -> dict:
+        context, window_actions, _ = windows.val_batch
+        reward, logit, true_reward, true_end = predictions(windows.val_anchors, context, window_actions)
+        said, real = logit > 0, true_end > 0.5
+        return {
+            "reward_rmse": float(F.mse_loss(reward, true_reward).sqrt()),
+            "reward_std": float(true_reward.std()),
+            "end_recall": float((said & real).sum() / real.sum().clamp_min(1)),  # ends the model saw
+            "end_precision": float((said & real).sum() / said.sum().clamp_min(1)),
+            "end_share": float(real.float().mean()),
+        }
+
+    return fit(
+        "outcome",
+        [{"params": list(model.outcome_head.parameters())}],
+        batch_loss,
+        evaluate,
+        steps=config.outcome_steps,
+        lr=config.outcome_lr,
+        samples_per_step=config.dynamics_batch_size,
+        val_every=config.val_every,
+    )
