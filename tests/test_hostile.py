@@ -331,6 +331,7 @@ def client(app_url):
     [(truncated_png, "damaged or truncated"), (one_pixel, "1x1; both sides must be at least 8 px")],
     ids=["truncated_png", "one_pixel"],
 )
+@pytest.mark.slow  # starts `python app.py`
 def test_app_refuses_a_bad_upload_readably_and_serves_the_next_request(client, tmp_path, make, message):
     from gradio_client import handle_file
 
@@ -344,6 +345,7 @@ def test_app_refuses_a_bad_upload_readably_and_serves_the_next_request(client, t
 
 
 @pytest.mark.parametrize("make", [not_an_image, decompression_bomb], ids=["not_an_image", "bomb"])
+@pytest.mark.slow  # starts `python app.py`
 def test_app_refuses_undecodable_uploads_with_our_message(client, tmp_path, make):
     from gradio_client import handle_file
 

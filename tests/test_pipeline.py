@@ -3,8 +3,8 @@
 import json
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 import worldsim
 from tests.conftest import TINY_TRAINING

@@ -59,6 +59,7 @@ def _same(a: dict, b: dict) -> bool:
     return all(torch.equal(a[name], b[name]) for name in a)
 
 
+@pytest.mark.slow  # a collection and a training (the tiny fixtures)
 def test_the_pixels_stage_continues_the_dynamics_the_dynamics_stage_starts_anew(
     tiny_checkpoint, tiny_data, tmp_path
 ):
@@ -91,6 +92,7 @@ def test_the_pixels_stage_continues_the_dynamics_the_dynamics_stage_starts_anew(
         train(replace(config, stages="pixels", pixel_steps=0, out=str(tmp_path / "none")), command="none")
 
 
+@pytest.mark.slow  # a collection and a training (the tiny fixtures)
 def test_the_pixel_loss_trains_the_dynamics_and_only_with_a_rate_the_decoder(
     tiny_checkpoint, tiny_data, tmp_path
 ):

@@ -264,6 +264,15 @@ def action_buttons(model_name: str) -> list:
     )
 
 
+def sample_controls(model_name: str):
+    """The Samples slider, shown only for a model that samples (capability `sampling`)."""
+    try:
+        sampling = get_model(model_name).capabilities.sampling
+    except gr.Error:
+        sampling = False
+    return gr.update(visible=sampling, value=1)
+
+
 def append_action(model_name: str, actions: str, token: str) -> str:
     """Add one action to the Actions box; runs merge, so five clicks on right read 'right*5'."""
     spec = get_model(model_name).spec

@@ -95,7 +95,7 @@ class EnvSpec:
     action_labels: tuple[str, ...] = ()  # continuous: what each dimension means
     # Simulator state vector, recorded with the frames so evaluation can compare objects, not only
     # pixels: "attr:<name>" reads `env.unwrapped.<name>`, "observation" takes the observation
-    # itself (a flat Box of numbers, as LunarLander's), None: the env has none.
+    # itself (a flat Box of numbers, as Box2D envs give), None: the env has none.
     state_source: str | None = None
     # What one frame shows of the state (positions; angles as sin/cos, since a pole at theta and
     # theta + 2 pi look the same). Training supervises the first latent dims with it; None: no help.
@@ -240,6 +240,11 @@ MOVING_PIXEL = 8
 VIEW_PIXELS = 10_000  # a derived view's size: CartPole's 160x64 trains in minutes on 2 cores
 
 
+def spec_name(gym_id: str) -> str:
+    """A model name for a gymnasium id: "MountainCarContinuous-v0" -> "mountaincarcontinuous"."""
+    return re.sub(r"[^a-z0-9]+", "", gym_id.split("/")[-1].rsplit("-v", 1)[0].lower())
+
+
 def derive_spec(gym_id: str, name: str | None = None, seed: int = 0, **overrides: Any) -> EnvSpec:
     """A spec for any gymnasium environment that renders `rgb_array`, read off the environment:
 
@@ -247,9 +252,9 @@ def derive_spec(gym_id: str, name: str | None = None, seed: int = 0, **overrides
     - actions from the action space: Discrete names from `get_action_meanings()` where the env
       has it (Atari), else the indices "0".."n-1"; Box bounds per dimension;
     - play keys in the conventional order (two actions: left, right; three: left, space, right;
-      more: space, left, up, right, down for actions 0..4, as LunarLander-like envs number them);
+      more: space, left, up, right, down for actions 0..4, the order Box2D landers number them);
     - a view that keeps the moving parts: the box around every pixel that changes under random
-      actions in three episodes, plus a margin, resized to about VIEW_PIXELS pixels in the crop's
+      actions in six episodes, plus a margin, resized to about VIEW_PIXELS pixels in the crop's
       aspect ratio (sides multiples of 16);
     - a state vector where the observation is a flat Box of numbers (recorded for evaluation and
       used as the latent's pose supervision).
@@ -261,7 +266,7 @@ def derive_spec(gym_id: str, name: str | None = None, seed: int = 0, **overrides
     try:
         space = env.action_space
         fields: dict[str, Any] = {
-            "name": name or re.sub(r"[^a-z0-9]+", "", gym_id.split("/")[-1].rsplit("-v", 1)[0].lower()),
+            "name": name or spec_name(gym_id),
             "gym_id": gym_id,
             "fps": float(env.metadata.get("render_fps") or 30),
         }
@@ -327,7 +332,7 @@ def _continuous_keys(low: np.ndarray, high: np.ndarray) -> dict[str, str]:
     return keys
 
 
-def _random_frames(env, space, seed: int, episodes: int = 3, steps: int = 150) -> list[list[np.ndarray]]:
+def _random_frames(env, space, seed: int, episodes: int = 6, steps: int = 150) -> list[list[np.ndarray]]:
     """Rendered frames of a few episodes under random actions, one list per episode."""
     space.seed(seed)
     out = []
@@ -357,10 +362,10 @@ def _moving_view(episodes: list[list[np.ndarray]]) -> tuple[Crop, tuple[int, int
         rows, cols = np.flatnonzero(moving.any(axis=1)), np.flatnonzero(moving.any(axis=0))
         margin = 0.05
         crop = Crop(
-            top=max(0.0, round(rows[0] / height - margin, 3)),
-            bottom=min(1.0, round((rows[-1] + 1) / height + margin, 3)),
-            left=max(0.0, round(cols[0] / width - margin, 3)),
-            right=min(1.0, round((cols[-1] + 1) / width + margin, 3)),
+            top=float(max(0.0, round(rows[0] / height - margin, 2))),
+            bottom=float(min(1.0, round((rows[-1] + 1) / height + margin, 2))),
+            left=float(max(0.0, round(cols[0] / width - margin, 2))),
+            right=float(min(1.0, round((cols[-1] + 1) / width + margin, 2))),
         )
     top, bottom, left, right = crop.pixels(height, width)
     aspect = (right - left) / max(bottom - top, 1)

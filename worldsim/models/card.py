@@ -73,6 +73,15 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
         if training.get("autoencoder", {}).get("validation"):
             last = training["autoencoder"]["validation"][-1]
             lines.append(f"- Validation: autoencoder reconstruction PSNR {last['psnr']:.2f} dB.")
+        if training.get("outcome", {}).get("validation"):
+            last, frames = training["outcome"]["validation"][-1], training["outcome"].get("frames")
+            lines.append(
+                f"- Reward and episode end (outcome stage{f', on {frames:,} frames' if frames else ''}), "
+                f"validated on the dynamics' own open-loop latents: reward RMSE {last['reward_rmse']:.3g} "
+                f"(rewards spread {last['reward_std']:.3g}); of the frames where the real episode had "
+                f"ended ({last['end_share']:.1%}), {last['end_recall']:.0%} predicted as ended, "
+                f"precision {last['end_precision']:.0%}."
+            )
     if metrics:
         lines += ["", "## Evaluation against the simulator", "", metrics.get("markdown", "")]
     lines += [

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shlex
 import sys
 import time
@@ -35,7 +34,7 @@ from worldsim.data.collect import EpisodeData, read_spec
 from worldsim.data.dataset import load_any_episodes
 from worldsim.envs.builtin import get_spec
 from worldsim.envs.objects import object_pose
-from worldsim.envs.spec import EnvSpec
+from worldsim.envs.spec import EnvSpec, spec_name
 from worldsim.evaluation.familiarity import calibrate, save_calibration
 from worldsim.evaluation.metrics import psnr
 from worldsim.models.checkpoint import save_checkpoint
@@ -135,11 +134,6 @@ class TrainConfig:
         return cls(env=env, **{**defaults, **overrides})
 
 
-def spec_name(gym_id: str) -> str:
-    """A model name for a gymnasium id: "LunarLander-v3" -> "lunarlander"."""
-    return re.sub(r"[^a-z0-9]+", "", gym_id.split("/")[-1].rsplit("-v", 1)[0].lower())
-
-
 def training_spec(config: TrainConfig) -> EnvSpec:
     """The environment to train on: as the data recorded it (`collect` stores its spec in every
     shard), else the built-in spec of --env."""
@@ -213,7 +207,8 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         model = LatentWorldModel(model_config).to(config.device)
         record = {"commands": [command]}
     record.update(command=" && ".join(record["commands"]), config=asdict(config))
-    record.update(frames=len(data.frames), episodes=int(data.num_episodes))
+    if not config.init_from:  # a continued run keeps the record of the data it started from
+        record.update(frames=len(data.frames), episodes=int(data.num_episodes))
     if poses is not None:
         poses = (poses - np.array(model_config.pose_mean)) / np.array(model_config.pose_std)
         poses = torch.from_numpy(poses.astype(np.float32))
@@ -254,14 +249,15 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     rng,
                     pixels=stage == "pixels",
                 )
-        record[stage] = {**result, "minutes": (time.time() - stage_started) / 60}
+        record[stage] = {**result, "minutes": (time.time() - stage_started) / 60, "frames": len(data.frames)}
         record["minutes"] = sum(record[s]["minutes"] for s in STAGES if s in record)
         if world > 1:
             record["distributed"] = {"world_size": world, "ranks_identical": _ranks_identical(model)}
         if rank == 0:
             save_checkpoint(model, config.out, training=record)
-    if rank == 0:
+    if rank == 0 and set(stages) - {"outcome"}:  # the outcome head alone draws nothing new
         save_calibration(calibrate_on(model, data, train_eps, val_eps), config.out)
+    if rank == 0:
         print(f"saved {config.out}: {record['minutes']:.1f} minutes of training in all")
     if world > 1:  # leave together: no rank closes its connections while rank 0 still saves
         dist.barrier()

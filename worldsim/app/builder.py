@@ -1,0 +1,287 @@
+"""`worldsim.App`: the whole worldsim page for any set of models, so that a Space for your own
+world model is an app.py of a few lines:
+
+    import worldsim
+
+    worldsim.App(models=["hf://me/my-world-model", "cartpole"]).launch()
+
+The models are shipped names, plugin names, hf:// ids or checkpoint folders; by default every
+shipped and plugin model (and WORLDSIM_HUB_MODELS). This repository's app.py is exactly that.
+Handlers live in worldsim.app.handlers and are tested there; this module only lays out the page.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import torch
+
+from worldsim.app import handlers
+from worldsim.app.play import KEY_ROLES
+from worldsim.envs.actions import ACTION_FILE_TYPES
+from worldsim.media.images import CLIP_TYPES
+from worldsim.models.catalog import model_entries
+
+DEFAULT_INTRO = """
+# worldsim: learned world models in the browser
+A small neural network watched an environment being played and learned how it moves. Give it a
+**start frame** and **actions**: it imagines the video frame by frame, without the simulator.
+When the start frame comes from the simulator (an example, or *Start from simulator*), the real
+environment plays the same actions beside the model. **Play** steps the model live with your keys.
+"""
+
+LAUNCH = {
+    "show_error": True,  # users read our messages, not "Error"
+    "max_file_size": f"{handlers.MAX_UPLOAD_MB}mb",
+    "head": handlers.PLAY_KEYS_SCRIPT,
+    "mcp_server": True,  # /rollout and /compare as MCP tools at /gradio_api/mcp/sse
+}
+
+
+class App:
+    """The worldsim page, for the models given."""
+
+    def __init__(self, models: list[str] | None = None, title: str = "worldsim", intro: str = DEFAULT_INTRO):
+        entries = model_entries(models or [])
+        if models:  # only those asked for, in that order
+            wanted = [str(m).strip() for m in models]
+            by_location = {e.location: e for e in entries} | {e.name: e for e in entries}
+            entries = [by_location[m] for m in wanted if m in by_location] or entries
+        handlers.use_catalog(entries)
+        self.title, self.intro = title, intro
+        self.blocks = self.build()
+
+    def build(self) -> gr.Blocks:
+        models = handlers.picker_models()
+        first_model = handlers.default_model(models)
+        # Gradio keeps a copy of every video it serves: delete copies older than an hour, every 10 minutes.
+        with gr.Blocks(title=self.title, delete_cache=(600, 3600)) as demo:
+            gr.Markdown(self.intro)
+            rollout_state = gr.State(None, time_to_live=1800)  # the tab's last video, for exports
+            play_state = gr.State(None, time_to_live=1800)  # the tab's live game
+            clip_state = gr.State(None)  # a GIF/MP4 start clip, when one was uploaded
+            with gr.Row():
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        model = gr.Dropdown(models, value=first_model, label="Model", scale=2)
+                        hub_id = gr.Textbox(
+                            label="Load from the Hub", placeholder="hf://owner/name[@revision]", scale=2
+                        )
+                    about = gr.Markdown(
+                        handlers.describe_model(first_model) if models else "No models shipped."
+                    )
+                    start = handlers.start_frame_input(
+                        label="Start frame",
+                        sources=["upload", "clipboard"],
+                        height=220,
+                        elem_id="start-frame",
+                    )
+                    clip = gr.File(
+                        label="Or a start clip (its last frames are the context)",
+                        file_types=list(CLIP_TYPES),
+                        height=60,
+                        elem_id="start-clip",
+                    )
+                    with gr.Row():
+                        seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, scale=1)
+                        from_simulator = gr.Button("Start from simulator", scale=1)
+                        simulator_start = gr.Textbox(
+                            label="Simulator start",
+                            placeholder="unknown (uploaded frame)",
+                            scale=2,
+                            info="Where the start frame came from: 'seed 7' or 'seed 3 after right left'.",
+                        )
+                    with gr.Accordion("What the model sees", open=False):
+                        seen = gr.Image(label="Model input", interactive=False, height=120)
+                        familiarity = gr.Markdown(elem_id="familiarity")
+                with gr.Column(scale=3), gr.Tabs():
+                    with gr.Tab("Roll out"):
+                        actions = gr.Textbox(
+                            label="Actions", placeholder="right*10 left*10 right*10", lines=2
+                        )
+                        action_summary = gr.Markdown(elem_id="action-summary")
+                        with gr.Row():
+                            action_buttons = [
+                                gr.Button(visible=False, size="sm") for _ in range(handlers.MAX_BUTTONS)
+                            ]
+                        with gr.Row():
+                            action_file = gr.File(
+                                label="Action file",
+                                file_types=list(ACTION_FILE_TYPES),
+                                height=60,
+                                scale=2,
+                                elem_id="action-file",
+                            )
+                            samples = gr.Slider(
+                                1,
+                                handlers.MAX_SAMPLES,
+                                value=1,
+                                step=1,
+                                label="Samples",
+                                scale=1,
+                                elem_id="samples",
+                            )
+                        with gr.Row():
+                            roll = gr.Button("Roll out", variant="primary", scale=3)
+                            stop = gr.Button("Stop", variant="stop", scale=1)
+                        video = gr.Video(
+                            label="Predicted video", autoplay=True, loop=True, height=420, elem_id="video"
+                        )
+                        summary = gr.Markdown(elem_id="summary")
+                        psnr_plot = gr.LinePlot(
+                            x="step",
+                            y="PSNR (dB)",
+                            color="series",
+                            label="Model vs simulator, per step (higher is better)",
+                            height=260,
+                        )
+                        with gr.Accordion("Export", open=False):
+                            with gr.Row():
+                                gif_button = gr.Button("GIF")
+                                session_button = gr.Button("Session file")
+                                load_session_file = gr.File(
+                                    label="Load a session",
+                                    file_types=[".json"],
+                                    height=60,
+                                    elem_id="session-file",
+                                )
+                            export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
+                            scrubber = gr.Slider(0, 1, value=0, step=1, label="Frame")
+                            still = gr.Image(
+                                label="Frame (download as PNG)",
+                                format="png",
+                                interactive=False,
+                                elem_id="still",
+                            )
+                    with gr.Tab("Play"):
+                        gr.Markdown(
+                            "Press **arrow keys / WASD / space** (or the buttons) to step the model from "
+                            "the start frame. Drag the timeline to go back; the next key branches from there."
+                        )
+                        play_view = gr.HTML(elem_id="play-frame", min_height=260)
+                        with gr.Row():
+                            key_buttons = {
+                                role: gr.Button(
+                                    f"{handlers.KEY_LABELS[role]}", elem_id=f"play-{role}", size="sm"
+                                )
+                                for role in KEY_ROLES
+                            }
+                        timeline = gr.Slider(0, 1, value=0, step=1, label="Timeline")
+                        play_status = gr.Markdown(elem_id="play-status")
+                        with gr.Row():
+                            play_restart = gr.Button("Restart", size="sm")
+                            play_undo = gr.Button("Undo", size="sm")
+                            play_save = gr.Button("Save as video", size="sm")
+                        play_video = gr.Video(label="Played video", height=260)
+                    with gr.Tab("Compare models"):
+                        other_model = gr.Dropdown(models, value=first_model, label="Second model")
+                        compare = gr.Button("Compare", variant="primary")
+                        compare_video = gr.Video(
+                            label="Both models", autoplay=True, loop=True, height=420, elem_id="compare-video"
+                        )
+                        compare_summary = gr.Markdown(elem_id="compare-summary")
+                    with gr.Tab("Model card"):
+                        card = gr.Markdown(
+                            handlers.model_card(first_model) if models else "", elem_id="model-card"
+                        )
+            gr.Examples(
+                examples=handlers.examples(),
+                inputs=[model, start, actions, simulator_start],
+                outputs=[video, summary, psnr_plot, rollout_state],
+                fn=handlers.rollout_video,
+                run_on_click=True,
+                cache_examples=False,
+                label="Examples (start frames from the real simulator): one click to a video",
+            )
+
+            private = {"api_visibility": "private"}
+            model.change(handlers.describe_model, model, about, **private)
+            model.change(handlers.model_card, model, card, **private)
+            model.change(handlers.action_buttons, model, action_buttons, **private)
+            model.change(handlers.play_controls, model, list(key_buttons.values()), **private)
+            demo.load(handlers.action_buttons, model, action_buttons, **private)
+            # what a model lacks is hidden, not broken: samples only where it samples
+            gr.on([demo.load, model.change], handlers.sample_controls, model, samples, **private)
+            demo.load(handlers.play_controls, model, list(key_buttons.values()), **private)
+            hub_id.submit(handlers.load_from_hub, hub_id, model, **private)
+            start.upload(
+                lambda: (handlers.UNKNOWN_START, None), None, [simulator_start, clip_state], **private
+            )
+            clip.upload(handlers.clip_start, [model, clip], [start, clip_state, simulator_start], **private)
+            gr.on(
+                [start.change, model.change],
+                handlers.model_input,
+                [model, start, clip_state],
+                [seen, familiarity],
+                **private,
+            )
+            from_simulator.click(
+                handlers.start_from_simulator, [model, seed], [start, simulator_start], **private
+            ).then(lambda: None, None, clip_state)
+            actions.change(handlers.describe_actions, [model, actions], action_summary, **private)
+            for button in action_buttons:
+                button.click(handlers.append_action, [model, actions, button], actions, **private)
+            action_file.upload(handlers.actions_from_file, [model, action_file], actions, **private)
+
+            rolling = gr.on(
+                [roll.click, actions.submit],
+                handlers.rollout_video,
+                inputs=[model, start, actions, simulator_start, samples, seed, clip_state],
+                outputs=[video, summary, psnr_plot, rollout_state],
+                api_name="rollout",
+                concurrency_limit=2,  # two cores: more at once only slows everyone down
+            )
+            # Every new video (Roll out, an example, a loaded session) resets the frame scrubber.
+            rollout_state.change(handlers.scrubber_range, rollout_state, [scrubber, still], **private)
+            stop.click(None, cancels=[rolling])
+            gif_button.click(handlers.export_gif, rollout_state, export_file, **private)
+            session_button.click(handlers.save_session, rollout_state, export_file, **private)
+            load_session_file.upload(
+                handlers.load_session,
+                load_session_file,
+                [model, start, actions, simulator_start, samples, seed],
+                **private,
+            ).success(
+                handlers.rollout_video,
+                [model, start, actions, simulator_start, samples, seed],
+                [video, summary, psnr_plot, rollout_state],
+                **private,
+            )
+            scrubber.release(handlers.scrub, [rollout_state, scrubber], still, **private)
+
+            play_outputs = [play_view, timeline, play_status, play_state]
+            for role, button in key_buttons.items():
+                button.click(
+                    handlers.play_key,
+                    [play_state, model, start, gr.State(role)],
+                    play_outputs,
+                    api_name=f"play_{role}",  # for scripts (loadtest); not an MCP tool: it keeps a game
+                    api_visibility="undocumented",
+                    concurrency_limit=4,  # a step is a few milliseconds
+                )
+            timeline.release(handlers.play_seek, [play_state, timeline], play_outputs, **private)
+            play_undo.click(handlers.play_undo, play_state, play_outputs, **private)
+            play_restart.click(handlers.play_restart, play_state, play_outputs, **private)
+            play_save.click(handlers.play_save, play_state, play_video, **private)
+            gr.on(
+                [start.change, model.change],
+                handlers.play_start_if_possible,
+                [model, start],
+                play_outputs,
+                **private,
+            )
+
+            compare.click(
+                handlers.compare_models,
+                [model, other_model, start, actions, simulator_start, clip_state],
+                [compare_video, compare_summary],
+                api_name="compare",
+                concurrency_limit=2,
+            )
+        return demo
+
+    def launch(self, **kwargs) -> None:
+        """Serve the page (Gradio's launch arguments override ours)."""
+        # One core per request, two requests at a time (concurrency_limit): two requests each
+        # spinning two threads on two cores made a 4 ms play step take 120 ms (docs/performance.md).
+        torch.set_num_threads(1)
+        self.blocks.queue(max_size=64).launch(**{**LAUNCH, **kwargs})
