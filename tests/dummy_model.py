@@ -50,7 +50,12 @@ class SlideWorldModel(WorldModel):
     def save_pretrained(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        config = {"kind": self.kind, "format_version": 1, "env": self.spec.to_dict(), "episode_steps": self.episode_steps}
+        config = {
+            "kind": self.kind,
+            "format_version": 1,
+            "env": self.spec.to_dict(),
+            "episode_steps": self.episode_steps,
+        }
         (folder / "config.json").write_text(json.dumps(config))
         return folder
 

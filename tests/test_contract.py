@@ -82,7 +82,7 @@ def test_rollout_service_drives_any_kind(plugin, start_frame_cartpole):
 def test_dream_env_on_a_plugin_model(plugin, start_frame_cartpole):
     env = gym.make("worldsim/Dream-v0", model=plugin)
     assert env.action_space == gym.make("CartPole-v1").action_space
-    frame, info = env.reset(options={"frames": [start_frame_cartpole]})
+    frame, _info = env.reset(options={"frames": [start_frame_cartpole]})
     assert frame.dtype == np.uint8 and frame.shape == (64, 160, 3)
     steps = 0
     terminated = False
@@ -114,7 +114,7 @@ def test_app_handlers_roll_out_compare_and_hide_samples(plugin, monkeypatch, sta
     monkeypatch.setattr(handlers, "catalog", handlers.Catalog(select(model_entries(), [plugin, "cartpole"])))
     path = tmp_path / "start.png"
     Image.fromarray(start_frame_cartpole).save(path)
-    video, summary, plot, rollout = handlers.rollout_video(plugin, str(path), "right*5", "seed 7")
+    video, summary, plot, _rollout = handlers.rollout_video(plugin, str(path), "right*5", "seed 7")
     assert video.endswith(".mp4") and plot is not None and "seed 7" in summary
     assert handlers.sample_controls(plugin)["visible"] is False
     compared, text = handlers.compare_models(plugin, "cartpole", str(path), "right*4", "seed 7")
@@ -134,3 +134,24 @@ def test_a_kind_without_a_capability_says_so(plugin):
     assert not model.capabilities.sampling and not model.capabilities.encoder
     with pytest.raises(NotImplementedError, match="no image encoder"):
         model.reconstruct(torch.zeros(1, 64, 160, 3, dtype=torch.uint8))
+
+
+@pytest.mark.slow  # a fresh process, offline, as a user loads from the Hub
+def test_a_plugin_kind_saves_and_loads_through_the_hub_cache(plugin, tmp_path, start_frame_cartpole):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.test_hub import checkpoint_files, populate_cache
+
+    folder = worldsim.load(plugin).save_pretrained(tmp_path / "saved")
+    cache = tmp_path / "hub"
+    populate_cache(cache, "someone/slide", checkpoint_files(folder, names=("config.json",)))
+    code = "import worldsim; m = worldsim.load('hf://someone/slide'); print(m.kind, m.spec.gym_id)"
+    site = str(tmp_path / "site")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "HF_HOME": str(tmp_path)}
+    env["PYTHONPATH"] = os.pathsep.join([site, str(ROOT)])
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["slide", "CartPole-v1"]

@@ -26,7 +26,8 @@ def test_two_ranks_train_to_identical_weights(tiny_data, tmp_path):
         f"--out={out}",
         "--autoencoder-steps=3",
         "--dynamics-steps=3",
-        "--pixel-steps=3",  # CartPole trains all three stages
+        "--pixel-steps=3",  # CartPole trains every stage
+        "--outcome-steps=3",
         "--batch-size=4",
         "--dynamics-batch-size=4",
         "--unroll=6",

@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import worldsim  # noqa: F401  (registers worldsim/Dream-v0)
+import worldsim  # registers worldsim/Dream-v0
 from worldsim.data.collect import EVAL_SEED_START
 
 

@@ -87,9 +87,16 @@ def plugin_checkpoints() -> dict[str, Path]:
     for entry in entry_points(group=CHECKPOINT_ENTRY_POINTS):
         try:
             target = entry.load()
-            found[entry.name] = Path(target() if callable(target) else target)
+            folder = Path(target() if callable(target) else target)
         except Exception as error:  # a broken plugin must not take the app down
             warnings.warn(f"worldsim: checkpoint entry point {entry.name!r} failed: {error}", stacklevel=2)
+            continue
+        if (folder / "config.json").is_file():
+            found[entry.name] = folder
+        else:
+            warnings.warn(
+                f"worldsim: plugin checkpoint {entry.name!r} has no {folder}/config.json", stacklevel=2
+            )
     return found
 
 
