@@ -123,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="a JSON list, one object per model")
     models.add_argument("extra", nargs="*", help="also these: hf://owner/name ids or checkpoint folders")
 
+    export = commands.add_parser(
+        "export", help="a model's start and step as ONNX graphs (play in the page), checked against torch"
+    )
+    export.add_argument("--model", default="cartpole", help="shipped model name, folder or hf:// id")
+    export.add_argument("--all", action="store_true", help="every shipped model, into its checkpoint folder")
+    export.add_argument("--out", default="", help="folder for start.onnx and step.onnx; default: the model's")
+    export.add_argument("--force", action="store_true", help="export again even where the graphs are current")
+
     bench = commands.add_parser("bench", help="rollout speed and cold start, medians")
     bench.add_argument("--model", default="cartpole", help="shipped model name or checkpoint folder")
     bench.add_argument("--all", action="store_true", help="every shipped model; writes docs/bench.md")
@@ -270,6 +278,16 @@ def _run(args: argparse.Namespace, command: str) -> int:
             for m in described:
                 kind, env, example = m["kind"] or "?", m["env"] or "?", m["example_actions"] or ""
                 print(f"{m['name']:<22} {kind:<12} {env:<22} {m['source']:<8} {example}")
+    elif args.command == "export":
+        import torch
+
+        from worldsim.models.checkpoint import shipped_checkpoints
+        from worldsim.models.onnx_export import export_command
+
+        torch.set_num_threads(1)  # the check times one thread, as a page runs
+        names = sorted(shipped_checkpoints()) if args.all else [args.model]
+        passed = [export_command(name, None if args.all else args.out or None, args.force) for name in names]
+        return 0 if all(passed) else 1
     elif args.command == "bench":
         from worldsim.tools.bench import run_benchmark
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gradio as gr
 import torch
 
-from worldsim.app import handlers
+from worldsim.app import handlers, webplay
 from worldsim.app.play import KEY_ROLES
 from worldsim.envs.actions import ACTION_FILE_TYPES
 from worldsim.media.images import CLIP_TYPES
@@ -32,7 +32,9 @@ environment plays the same actions beside the model. **Play** steps the model li
 LAUNCH = {
     "show_error": True,  # users read our messages, not "Error"
     "max_file_size": f"{handlers.MAX_UPLOAD_MB}mb",
-    "head": handlers.PLAY_KEYS_SCRIPT,
+    "head": handlers.PLAY_KEYS_SCRIPT + webplay.head(),
+    # Same-origin files for play in the page: onnxruntime-web and each model's ONNX graphs.
+    "app_kwargs": {"routes": webplay.routes()},
     "mcp_server": True,  # /rollout and /compare as MCP tools at /gradio_api/mcp/sse
 }
 
@@ -57,7 +59,9 @@ class App:
         with gr.Blocks(title=self.title, delete_cache=(600, 3600)) as demo:
             gr.Markdown(self.intro)
             rollout_state = gr.State(None, time_to_live=1800)  # the tab's last video, for exports
-            play_state = gr.State(None, time_to_live=1800)  # the tab's live game
+            play_state = gr.State(None, time_to_live=1800)  # the tab's live game (server engine)
+            game_start = gr.State(None, time_to_live=1800)  # what the tab's game started from
+            game_rollout = gr.State(None, time_to_live=1800)  # its check against reality
             clip_state = gr.State(None)  # a GIF/MP4 start clip, when one was uploaded
             with gr.Row():
                 with gr.Column(scale=2):
@@ -153,25 +157,49 @@ class App:
                                 elem_id="still",
                             )
                     with gr.Tab("Play"):
-                        gr.Markdown(
-                            "Press **arrow keys / WASD / space** (or the buttons) to step the model from "
-                            "the start frame. Drag the timeline to go back; the next key branches from there."
+                        play_engine = gr.Radio(
+                            list(webplay.ENGINES.values()),
+                            value=webplay.ENGINES["browser"],
+                            label="The model runs",
+                            elem_id="play-engine",
                         )
-                        play_view = gr.HTML(elem_id="play-frame", min_height=260)
+                        play_game = gr.HTML(webplay.config_html(None), elem_id="webplay-config")
+                        with gr.Column(elem_id="play-frame"):
+                            gr.HTML(webplay.GAME_HTML, elem_id="webplay-host")
+                            play_view = gr.HTML(elem_id="play-server-frame")
+                        with gr.Column(visible=False, elem_id="server-play") as server_play:
+                            gr.Markdown(
+                                "Press **arrow keys / WASD / space** (or the buttons) to step the model on "
+                                "the server. Drag the timeline to go back; the next key branches from there."
+                            )
+                            with gr.Row():
+                                key_buttons = {
+                                    role: gr.Button(
+                                        f"{handlers.KEY_LABELS[role]}", elem_id=f"play-{role}", size="sm"
+                                    )
+                                    for role in KEY_ROLES
+                                }
+                            timeline = gr.Slider(0, 1, value=0, step=1, label="Timeline")
+                            play_status = gr.Markdown(elem_id="play-status")
+                            with gr.Row():
+                                play_restart = gr.Button("Restart", size="sm")
+                                play_undo = gr.Button("Undo", size="sm")
+                                play_save = gr.Button("Save as video", size="sm")
                         with gr.Row():
-                            key_buttons = {
-                                role: gr.Button(
-                                    f"{handlers.KEY_LABELS[role]}", elem_id=f"play-{role}", size="sm"
-                                )
-                                for role in KEY_ROLES
-                            }
-                        timeline = gr.Slider(0, 1, value=0, step=1, label="Timeline")
-                        play_status = gr.Markdown(elem_id="play-status")
-                        with gr.Row():
-                            play_restart = gr.Button("Restart", size="sm")
-                            play_undo = gr.Button("Undo", size="sm")
-                            play_save = gr.Button("Save as video", size="sm")
-                        play_video = gr.Video(label="Played video", height=260)
+                            game_check = gr.Button("Check against reality", variant="primary", size="sm")
+                            game_mp4 = gr.Button("Game as MP4", size="sm")
+                            game_session_button = gr.Button("Session file", size="sm")
+                        game_actions = gr.Textbox(visible=False)  # filled by the page's game
+                        play_video = gr.Video(label="Played video", height=260, elem_id="play-video")
+                        game_summary = gr.Markdown(elem_id="play-check-summary")
+                        game_plot = gr.LinePlot(
+                            x="step",
+                            y="PSNR (dB)",
+                            color="series",
+                            label="Dream vs reality, per step (higher is better)",
+                            height=220,
+                        )
+                        game_file = gr.File(label="Download", interactive=False, elem_id="play-file")
                     with gr.Tab("Compare models"):
                         other_model = gr.Dropdown(models, value=first_model, label="Second model")
                         compare = gr.Button("Compare", variant="primary")
@@ -262,13 +290,33 @@ class App:
             play_undo.click(handlers.play_undo, play_state, play_outputs, **private)
             play_restart.click(handlers.play_restart, play_state, play_outputs, **private)
             play_save.click(handlers.play_save, play_state, play_video, **private)
+            # One request per game: the page plays it (or the server, for models without ONNX).
             gr.on(
-                [start.change, model.change],
-                handlers.play_start_if_possible,
-                [model, start],
-                play_outputs,
+                [demo.load, start.change, model.change, play_engine.input],
+                webplay.play_start,
+                [model, start, simulator_start, clip_state, play_engine],
+                [play_game, play_engine, game_start, *play_outputs, server_play],
                 **private,
             )
+            # The page's recorded actions go in through `js` (static/webplay.js keeps them).
+            game_actions_js = "(s, a) => [s, window.worldsimPlay ? window.worldsimPlay.actionsText() : a]"
+            game_check.click(
+                webplay.check_game,
+                [game_start, game_actions],
+                [play_video, game_summary, game_plot, game_rollout],
+                js=game_actions_js,
+                concurrency_limit=2,
+                **private,
+            )
+            game_mp4.click(
+                webplay.game_video,
+                [game_start, game_actions],
+                play_video,
+                js=game_actions_js,
+                concurrency_limit=2,
+                **private,
+            )
+            game_session_button.click(webplay.game_session, game_rollout, game_file, **private)
 
             compare.click(
                 handlers.compare_models,

@@ -15,7 +15,7 @@ from worldsim.envs.spec import Crop, EnvSpec, StateFeatures
 # learn the velocity seen there on average (mid-episode, a leaning pole is usually falling).
 # Single-frame windows start at episode starts instead, where the velocity is a reset's (at rest
 # for CartPole, Acrobot and MountainCar, uniform in +-1 rad/s for Pendulum); and every horizon
-# counts alike. This alone cut CartPole's pole angle error at h=10 by 37-47%.
+# counts alike (docs/experiments.md has what it changed).
 FROM_RESET = {"single_frame_at_reset": True, "log_step_loss": True}
 
 
@@ -42,9 +42,8 @@ ENV_SPECS: dict[str, EnvSpec] = {
             ),  # x, x velocity, angle, angular velocity
             steps_after_termination=40,
             collect_policies=(("random", 0.35), ("sticky", 0.15), ("balance", 0.5)),
-            # More windows from resets: h=5 +1.6 dB balancing, +5.1 random (0.5 gave +0.9, +3.4).
-            # The pixels stage then took balancing h=5 from +1.6 to +3.4 dB. Decoding steps from the
-            # first 10 only gave +3.9 there, but 2 dB less at h=60 (the decoder forgot far frames).
+            # Most windows from resets (what users start from), and the pixels stage decoding from
+            # the whole unroll, so the decoder keeps drawing far frames (docs/experiments.md).
             train_defaults={
                 **FROM_RESET,
                 "single_frame_share": 0.8,
@@ -112,7 +111,6 @@ ENV_SPECS: dict[str, EnvSpec] = {
             visible_pose=StateFeatures(("s0",)),
             dynamics_state=StateFeatures(("s0", "s1")),  # position and velocity
             collect_policies=(("random", 0.3), ("sticky", 0.7)),  # held pushes climb the hills
-            # The pixels stage: h=5 +5.7 -> +10.0 dB over copy, h=10 +13.8 -> +19.7.
             train_defaults={**FROM_RESET, "pixel_steps": 1500},
             example_actions="left*20 right*40",
             play_keys={"left": "left", "right": "right", "space": "none"},
@@ -138,7 +136,6 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 "dynamics_steps": 4000,
                 "colour_weight": 0.2,
                 "frame_poses": True,
-                # h=10 41.2 -> 49.3 dB; the ball found at h=10 in 89% of frames, was 39%.
                 "pixel_steps": 1500,
                 "pixel_horizon": 40,
             },
@@ -196,8 +193,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 "autoencoder_steps": 3000,
                 "dynamics_steps": 4000,
                 "colour_weight": 0.2,
-                # After 50 steps: h=5 +0.2 -> +2.1 dB, h=10 +2.2 -> +3.7; from the reset zoom h=60
-                # -2.8 dB. Decoding only the first 10 steps lost the road at h=60 from the reset.
+                # decoding from the whole unroll keeps the road drawn at h=60 from the reset zoom
                 "pixel_steps": 1500,
                 "pixel_horizon": 40,
             },

@@ -343,8 +343,18 @@ class LatentWorldModel(PretrainedWorldModel):
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(
-            sampling=self.config.dynamics == "state", outcome=self.config.outcome, encoder=True, redraw=True
+            sampling=self.config.dynamics == "state",
+            outcome=self.config.outcome,
+            encoder=True,
+            redraw=True,
+            onnx=True,
         )
+
+    def export_onnx(self, folder) -> list:
+        """start.onnx and step.onnx in `folder` (worldsim.models.onnx_export describes them)."""
+        from worldsim.models.onnx_export import export_latent
+
+        return export_latent(self, folder)
 
     def with_dynamics(self, dynamics: str, states: np.ndarray | None) -> LatentWorldModel:
         """A model with this one's autoencoder (shared) and new, untrained dynamics of kind

@@ -88,37 +88,96 @@ _COUNT_FRAMES = """
 """
 
 
+# Counts the frames the in-page game draws on its canvas (each draw sets data-step).
+COUNT_CANVAS_FRAMES = """
+() => {
+  window.__canvasFrames = 0;
+  const canvas = document.getElementById("webplay-canvas");
+  new MutationObserver(() => { window.__canvasFrames += 1; })
+    .observe(canvas, {attributes: true, attributeFilter: ["data-step"]});
+}
+"""
+
+
+def _open_play_tab(page, url: str, engine: str, frame: Path | None) -> None:
+    page.goto(url)
+    page.get_by_role("button", name="Roll out").wait_for(timeout=60_000)
+    if frame is not None:
+        page.locator("input[type=file]").first.set_input_files(str(frame))
+    page.get_by_role("tab", name="Play").click()
+    if engine == "server":
+        page.get_by_label("on the server").check()
+        page.locator("#play-image").wait_for(timeout=30_000)  # the start frame is on screen
+        page.locator("#play-frame").click()  # the keys go to the page, not the engine picker
+        page.evaluate(_COUNT_FRAMES)
+    else:
+        page.wait_for_function(
+            "() => window.worldsimPlay && window.worldsimPlay.stats()", timeout=60_000, polling=100
+        )
+        page.evaluate(COUNT_CANVAS_FRAMES)
+
+
 def measure_live_play(
-    url: str, seconds: float = 60.0, key_rate: float = 30.0, frame: Path = DEFAULT_FRAME
-) -> tuple[int, float]:
+    url: str,
+    seconds: float = 60.0,
+    key_rate: float = 30.0,
+    frame: Path | None = DEFAULT_FRAME,
+    engine: str = "browser",
+) -> dict:
     """Hold keys in the Play tab for `seconds` (key presses at `key_rate` per second, like a held
-    key's auto-repeat) and count the frames the page shows. Returns (frames, seconds)."""
+    key's auto-repeat: keydown repeats, one keyup when the key changes), swaying right and left,
+    and count the frames the page shows and the requests it sends to the app. `engine`:
+    "browser" (the model in the page) or "server" (a request per key press). Returns frames,
+    seconds, requests and the model's real-time rate."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page()
-        page.goto(url)
-        page.get_by_role("button", name="Roll out").wait_for(timeout=60_000)
-        page.locator("input[type=file]").first.set_input_files(str(frame))
-        page.get_by_role("tab", name="Play").click()
-        page.locator("#play-image").wait_for(timeout=30_000)  # the start frame is on screen
-        page.evaluate(_COUNT_FRAMES)
+        _open_play_tab(page, url, engine, frame)
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        realtime = page.evaluate("window.worldsimPlay && window.worldsimPlay.stats()?.realtime") or None
+        counter = "window.__frames" if engine == "server" else "window.__canvasFrames"
         started = time.perf_counter()
-        presses = 0
+        presses, held = 0, None
         while (elapsed := time.perf_counter() - started) < seconds:
-            # Sway: 10 presses one way, 10 the other, so the cart stays on screen.
-            page.keyboard.press("ArrowRight" if presses // 10 % 2 else "ArrowLeft")
+            key = "ArrowRight" if presses // 30 % 2 else "ArrowLeft"  # a second each way
+            if engine == "server":
+                page.keyboard.press(key)
+            else:
+                if held != key:
+                    if held:
+                        page.keyboard.up(held)
+                    held = key
+                page.keyboard.down(key)  # a repeat, as a held key sends
             presses += 1
             time.sleep(max(0.0, presses / key_rate - (time.perf_counter() - started)))
+        if held:
+            page.keyboard.up(held)
         page.wait_for_timeout(500)  # the last frames on their way
-        frames = page.evaluate("window.__frames")
+        frames = page.evaluate(counter)
         browser.close()
-    return frames, elapsed
+    return {
+        "engine": engine,
+        "frames": frames,
+        "seconds": elapsed,
+        "requests": len(requests),
+        "realtime": realtime,
+    }
 
 
-def run_play_benchmark(url: str, seconds: float) -> float:
-    frames, elapsed = measure_live_play(url, seconds)
-    rate = frames / elapsed
-    print(f"live play: {frames} frames shown in {elapsed:.1f} s of held keys = {rate:.1f} frames/s")
-    return rate
+def run_play_benchmark(url: str, seconds: float) -> dict:
+    """Both engines, one after the other: frames/s and requests per second of play."""
+    results = {}
+    for engine in ("browser", "server"):
+        r = measure_live_play(url, seconds, engine=engine)
+        rate, per_second = r["frames"] / r["seconds"], r["requests"] / r["seconds"]
+        where = "in the page" if engine == "browser" else "on the server"
+        real = f" (real time {r['realtime']:g})" if r["realtime"] else ""
+        print(
+            f"live play {where}: {r['frames']} frames in {r['seconds']:.1f} s of held keys = {rate:.1f} "
+            f"frames/s{real}; {r['requests']} requests to the app = {per_second:.1f}/s"
+        )
+        results[engine] = {"frames_per_s": rate, "requests_per_s": per_second, **r}
+    return results

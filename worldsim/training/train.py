@@ -79,7 +79,7 @@ class TrainConfig:
     frame_poses: bool = False  # supervise z with object positions read from frames (worldsim.objects)
     max_reference_gap: int = 60  # steps between the frame drawn and the reference it is drawn over
     # stage 2: latent dynamics
-    dynamics_steps: int = 6000  # optimizer steps of stage 2 (CartPole: 3000 underfit, 12000 overfit)
+    dynamics_steps: int = 6000  # optimizer steps of stage 2
     dynamics_batch_size: int = 64  # windows per step
     dynamics_lr: float = 1e-3  # peak learning rate, cosine decay
     dynamics_pose_weight: float = 10.0  # loss weight of the pose dims of z against the others

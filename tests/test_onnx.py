@@ -1,0 +1,176 @@
+"""ONNX export (play in the page): the graphs onnxruntime runs draw what torch draws, and the
+app serves them and the game description the page plays from."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from worldsim.envs.builtin import get_spec
+from worldsim.models.latent import LatentConfig, LatentWorldModel
+from worldsim.models.onnx_export import (
+    check_onnx,
+    export_and_check,
+    onnx_status,
+    read_metadata,
+    session,
+)
+
+TINY = dict(latent_dim=8, hidden_dim=16, channels=(8, 8, 8), action_embed_dim=4)
+
+
+def tiny_model(env: str, **overrides) -> LatentWorldModel:
+    torch.manual_seed(0)
+    return LatentWorldModel(LatentConfig.for_env(get_spec(env), **TINY, **overrides)).eval()
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides"),
+    [
+        ("cartpole", {"outcome": True}),  # discrete actions, GRU dynamics, reward and episode end
+        ("pendulum", {"dynamics": "state", "state_dims": 3, "state_mean": [0] * 3, "state_std": [1] * 3}),
+    ],
+)
+def test_export_matches_torch(tmp_path, env, overrides):
+    model = tiny_model(env, **overrides)
+    assert model.capabilities.onnx
+    model.save_pretrained(tmp_path)
+    paths, check = export_and_check(model, tmp_path)
+    assert [p.name for p in paths] == ["start.onnx", "step.onnx"]
+    assert check.passed and check.max_pixel_diff <= 1, check.describe()
+    if model.capabilities.outcome:
+        assert check.reward_diff < 1e-4 and check.terminated_agree == 1.0
+    assert onnx_status(tmp_path) is None  # exported from these very weights
+    assert json.loads(read_metadata(tmp_path / "step.onnx")["worldsim.check"])["min_psnr"] >= 45
+
+
+def test_step_graph_interface(tmp_path):
+    """What the page relies on: state parts in, `<part>_next`, a uint8 frame and the outcome out."""
+    model = tiny_model("cartpole", outcome=True)
+    model.export_onnx(tmp_path)
+    start, step = session(tmp_path / "start.onnx"), session(tmp_path / "step.onnx")
+    assert [i.name for i in start.get_inputs()] == ["context"]
+    assert start.get_inputs()[0].shape == [1, 2, 64, 160, 3]
+    parts = [o.name for o in start.get_outputs()]
+    assert [i.name for i in step.get_inputs()] == [*parts, "action"]
+    assert [o.name for o in step.get_outputs()] == ["z_next", "h_next", "frame", "reward", "terminated"]
+    state = start.run(None, {"context": np.zeros((1, 2, 64, 160, 3), np.uint8)})
+    out = step.run(None, {**dict(zip(parts, state, strict=True)), "action": np.array([1])})
+    assert out[2].dtype == np.uint8 and out[2].shape == (64, 160, 3) and out[4].dtype == bool
+
+
+def test_retrained_weights_make_the_graphs_stale(tmp_path):
+    model = tiny_model("cartpole")
+    model.save_pretrained(tmp_path)
+    model.export_onnx(tmp_path)
+    assert onnx_status(tmp_path) is None
+    with torch.no_grad():
+        model.decoder.project.bias.add_(1.0)
+    model.save_pretrained(tmp_path)
+    assert "other weights" in onnx_status(tmp_path)
+    (tmp_path / "step.onnx").unlink()
+    assert "no step.onnx" in onnx_status(tmp_path)
+
+
+def test_check_catches_a_graph_of_another_model(tmp_path):
+    model = tiny_model("cartpole")
+    model.export_onnx(tmp_path)
+    other = tiny_model("cartpole")
+    with torch.no_grad():  # the mask on and other colours: a different picture
+        other.decoder.net[-2].bias.add_(6.0)
+    assert not check_onnx(other, tmp_path, steps=3).passed
+
+
+# --- The app's side: the files it serves and the game it describes ----------------------------
+
+
+@pytest.fixture
+def offered(tmp_path, monkeypatch):
+    """An app offering one tiny exported model, "tiny"."""
+    from worldsim.app import handlers
+    from worldsim.models.catalog import ModelEntry
+
+    folder = tmp_path / "tiny"
+    model = tiny_model("cartpole", outcome=True)
+    model.save_pretrained(folder)
+    model.export_onnx(folder)
+    monkeypatch.setattr(handlers, "catalog", handlers.Catalog([ModelEntry("tiny", "folder", str(folder))]))
+    return folder
+
+
+def get(path: str):
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from worldsim.app import webplay
+
+    return TestClient(Starlette(routes=webplay.routes())).get(path)
+
+
+def test_routes_serve_offered_graphs_and_the_compressed_wasm_only(offered):
+    assert get("/worldsim/models/tiny/step.onnx").content == (offered / "step.onnx").read_bytes()
+    for path in (
+        "/worldsim/models/tiny/model.safetensors",
+        "/worldsim/models/tiny/config.json",
+        "/worldsim/models/cartpole/step.onnx",  # not offered by this app
+        "/worldsim/models/..%2Ftiny/step.onnx",
+        "/worldsim/static/../webplay.py",
+        "/worldsim/static/%2e%2e/webplay.py",
+    ):
+        assert get(path).status_code == 404, path
+    wasm = get("/worldsim/static/ort/ort-wasm-simd-threaded.wasm")
+    assert wasm.status_code == 200 and wasm.headers["content-type"] == "application/wasm"
+    assert wasm.headers["content-encoding"] == "gzip"
+    assert wasm.content[:4] == b"\0asm"  # the client undid the gzip
+    assert get("/worldsim/static/ort/ort.wasm.min.mjs").headers["content-type"].startswith("text/javascript")
+
+
+def test_play_start_describes_a_game_in_the_page(offered, tmp_path):
+    from PIL import Image
+
+    from worldsim.app import webplay
+
+    frame = tmp_path / "start.png"
+    Image.fromarray(np.full((400, 600, 3), 255, np.uint8)).save(frame)
+    outputs = webplay.play_start("tiny", str(frame), "seed 7", None, None)
+    html, picker, start = outputs[:3]
+    config = json.loads(re.search(r'data-game="([^"]*)"', html).group(1).replace("&quot;", '"'))
+    assert config["engine"] == "browser" and picker["value"] == webplay.ENGINES["browser"]
+    assert config["fps"] == 50 and config["context_shape"] == [2, 64, 160, 3]
+    assert config["keys"] == {"left": {"label": "left", "value": 0}, "right": {"label": "right", "value": 1}}
+    assert config["noop"] is None and "alternates" in config["noop_text"]  # CartPole has no no-op
+    assert config["outcome"] and config["files"]["step"].startswith("worldsim/models/tiny/step.onnx?v=")
+    assert start.simulator_start == "seed 7" and outputs[-1]["visible"] is False  # no server controls
+    # Without graphs the same model plays on the server, and the page says why.
+    (offered / "step.onnx").unlink()
+    outputs = webplay.play_start("tiny", str(frame), "", None, None)
+    assert outputs[1]["value"] == webplay.ENGINES["server"] and "no step.onnx" in outputs[1]["info"]
+    assert outputs[-1]["visible"] is True and outputs[6] is not None  # a server play session
+
+
+def test_noop_actions_follow_the_spec():
+    from worldsim.app.webplay import noop_action
+
+    assert noop_action(get_spec("breakout"))[0] == 0  # "noop"
+    assert noop_action(get_spec("mountaincar"))[0] == 1  # "none"
+    assert noop_action(get_spec("carracing"))[0] == [0.0, 0.0, 0.0]
+    assert noop_action(get_spec("pendulum"))[0] == [0.0]
+    assert noop_action(get_spec("cartpole"))[0] is None
+
+
+def test_check_game_replays_the_actions_beside_the_simulator(offered, tmp_path):
+    from PIL import Image
+
+    from worldsim.app import webplay
+    from worldsim.envs.simulator import SimulatorStart
+
+    frame = tmp_path / "seed7.png"
+    Image.fromarray(SimulatorStart(7).frames(get_spec("cartpole"))[0]).save(frame)
+    start = webplay.GameStart("tiny", str(frame), "seed 7")
+    video, summary, plot, rollout = webplay.check_game(start, "right*5 left*3")
+    assert video.endswith(".mp4") and "beside the real simulator from seed 7" in summary
+    assert len(plot) == 2 * 8 and rollout.session.actions == "right*5 left*3"
+    assert webplay.game_session(rollout).endswith(".json")
+    assert webplay.game_video(start, "right*5 left*3").endswith(".mp4")
