@@ -30,10 +30,10 @@ def test_upload_type_roll_out_and_watch(page):
     page.get_by_label("Actions").fill("left*30")
     page.get_by_role("button", name="Roll out").click()
     page.wait_for_function(
-        "() => { const v = document.querySelector('video'); return v && v.duration > 0 }",
+        "() => { const v = document.querySelector('#video video'); return v && v.duration > 0 }",
         timeout=60_000,
     )
-    duration = page.evaluate("document.querySelector('video').duration")
+    duration = page.evaluate("document.querySelector('#video video').duration")
     assert duration == pytest.approx(31 / 50, abs=0.05)  # 31 frames at CartPole's 50 steps/s
     assert "30 steps" in page.inner_text("body")
     assert "No simulator truth" in page.inner_text("body")  # an upload has no known simulator state
@@ -43,7 +43,8 @@ def test_example_shows_the_simulator_beside_the_model(page):
     page.get_by_text("right*10 left*10 right*10").first.click()
     page.get_by_text("beside the real simulator from seed 7").wait_for(timeout=60_000)
     height = page.evaluate(
-        "new Promise(r => { const v = document.querySelector('video'); const h = () => r(v.videoHeight);"
+        "new Promise(r => { const v = document.querySelector('#video video');"
+        " const h = () => r(v.videoHeight);"
         " v.readyState >= 1 ? h() : v.addEventListener('loadedmetadata', h) })"
     )
     assert height > 3 * 256  # model, simulator and difference, stacked

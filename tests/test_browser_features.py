@@ -56,20 +56,24 @@ def text_of(page, selector: str) -> str:
 
 
 def test_live_play_steps_with_keys_undo_and_branch(page):
+    """The server engine (models without ONNX graphs play this way); the page's own game has
+    tests/test_browser_play.py."""
     upload_start(page)
     page.get_by_role("tab", name="Play").click()
+    page.get_by_label("on the server").check()
     page.locator("#play-image").wait_for(timeout=30_000)
+    page.locator("#play-frame").click()  # keys go to the game, not to the engine radio
     first = page.locator("#play-image").get_attribute("src")
     for step, key in enumerate(["ArrowRight"] * 6 + ["d", "d"], start=1):
         page.keyboard.press(key)
         # A key pressed while the last step is on its way is dropped (play never lags): wait.
-        page.get_by_text(f"Step {step} of {step}").wait_for(timeout=20_000)
+        page.locator("#play-status").get_by_text(f"Step {step} of {step}").wait_for(timeout=20_000)
     assert "right*8" in text_of(page, "#play-status")
     assert page.locator("#play-image").get_attribute("src") != first  # the cart moved
     page.get_by_role("button", name="Undo").click()
-    page.get_by_text("Step 7 of 7").wait_for(timeout=20_000)
+    page.locator("#play-status").get_by_text("Step 7 of 7").wait_for(timeout=20_000)
     page.locator("#play-left").click()  # the on-screen button, as on a phone
-    page.get_by_text("Step 8 of 8").wait_for(timeout=20_000)
+    page.locator("#play-status").get_by_text("Step 8 of 8").wait_for(timeout=20_000)
     assert "right*7 left" in text_of(page, "#play-status")
     page.get_by_role("button", name="Save as video").click()
     page.wait_for_function(
@@ -178,6 +182,7 @@ def test_compare_two_models_and_read_the_model_card(page):
 
 
 def test_stop_cancels_a_long_rollout_and_the_next_one_works(page):
+    choose(page, "Model", "cartpole-state")  # a model that samples: 8 samples make it long
     upload_start(page)
     page.locator("#samples input[type=number]").fill("8")
     page.locator("#samples input[type=number]").press("Enter")

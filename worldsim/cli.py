@@ -123,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="a JSON list, one object per model")
     models.add_argument("extra", nargs="*", help="also these: hf://owner/name ids or checkpoint folders")
 
+    showcase = commands.add_parser(
+        "showcase", help="the README's animation: a model's dream beside the real simulator, as a GIF"
+    )
+    showcase.add_argument("--model", default="cartpole", help="shipped or plugin model (its first example)")
+    showcase.add_argument("--out", default="docs/showcase.gif", help="output .gif (or .mp4)")
+    showcase.add_argument(
+        "--layout", choices=["wide", "stacked"], default="wide", help="in a row, or one above the other"
+    )
+
     export = commands.add_parser(
         "export", help="a model's start and step as ONNX graphs (play in the page), checked against torch"
     )
@@ -278,6 +287,11 @@ def _run(args: argparse.Namespace, command: str) -> int:
             for m in described:
                 kind, env, example = m["kind"] or "?", m["env"] or "?", m["example_actions"] or ""
                 print(f"{m['name']:<22} {kind:<12} {env:<22} {m['source']:<8} {example}")
+    elif args.command == "showcase":
+        from worldsim.app.showcase import write_gif
+
+        path = write_gif(args.out, args.model, args.layout)
+        print(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
     elif args.command == "export":
         import torch
 

@@ -15,18 +15,25 @@ from __future__ import annotations
 import gradio as gr
 import torch
 
-from worldsim.app import handlers, webplay
+from worldsim.app import handlers, showcase, webplay
 from worldsim.app.play import KEY_ROLES
 from worldsim.envs.actions import ACTION_FILE_TYPES
 from worldsim.media.images import CLIP_TYPES
 from worldsim.models.catalog import model_entries
 
 DEFAULT_INTRO = """
-# worldsim: learned world models in the browser
+# worldsim
+A small neural network watched a game being played and now dreams it, frame by frame: here beside
+the real simulator, given the same actions.
+"""
+
+HOW_IT_WORKS = """
 A small neural network watched an environment being played and learned how it moves. Give it a
 **start frame** and **actions**: it imagines the video frame by frame, without the simulator.
-When the start frame comes from the simulator (an example, or *Start from simulator*), the real
-environment plays the same actions beside the model. **Play** steps the model live with your keys.
+When the start frame comes from the simulator (an example, a model above, or *Start from
+simulator*), the real environment plays the same actions beside the model, and the PSNR says how
+close the dream stays (against copying the start frame, which is what "nothing moves" would score).
+**Play** steps the model live with your keys. **Present** shows only the dreams, large, for a room.
 """
 
 LAUNCH = {
@@ -34,7 +41,9 @@ LAUNCH = {
     "max_file_size": f"{handlers.MAX_UPLOAD_MB}mb",
     "head": handlers.PLAY_KEYS_SCRIPT + webplay.head(),
     # Same-origin files for play in the page: onnxruntime-web and each model's ONNX graphs.
-    "app_kwargs": {"routes": webplay.routes()},
+    # and the showcase's cached clips (worldsim.app.showcase).
+    "app_kwargs": {"routes": webplay.routes() + showcase.routes()},
+    "css": showcase.CSS,  # the showcase, presentation mode, the phone layout (Gradio 6: launch's css)
     "mcp_server": True,  # /rollout and /compare as MCP tools at /gradio_api/mcp/sse
 }
 
@@ -50,6 +59,9 @@ class App:
             entries = [by_location[m] for m in wanted if m in by_location] or entries
         handlers.use_catalog(entries)
         self.title, self.intro = title, intro
+        # Every model's dream beside reality: read from the cache now, rendered at launch if missing.
+        self.showcase = showcase.Showcase(entries, handlers.default_model(handlers.picker_models()))
+        self.showcase.scan()
         self.blocks = self.build()
 
     def build(self) -> gr.Blocks:
@@ -57,7 +69,14 @@ class App:
         first_model = handlers.default_model(models)
         # Gradio keeps a copy of every video it serves: delete copies older than an hour, every 10 minutes.
         with gr.Blocks(title=self.title, delete_cache=(600, 3600)) as demo:
-            gr.Markdown(self.intro)
+            gr.Markdown(self.intro, elem_id="intro")
+            showcase_view = gr.HTML(
+                self.showcase.page_html, elem_id="showcase", js_on_load=showcase.JS_ON_LOAD
+            )
+            showcase_timer = gr.Timer(1.0)  # until every clip is rendered (once per cache)
+            opened_tab = gr.State(None)  # which tab a click on the showcase opened
+            with gr.Accordion("How it works", open=False, elem_id="how-it-works"):
+                gr.Markdown(HOW_IT_WORKS)
             rollout_state = gr.State(None, time_to_live=1800)  # the tab's last video, for exports
             play_state = gr.State(None, time_to_live=1800)  # the tab's live game (server engine)
             game_start = gr.State(None, time_to_live=1800)  # what the tab's game started from
@@ -65,27 +84,27 @@ class App:
             clip_state = gr.State(None)  # a GIF/MP4 start clip, when one was uploaded
             with gr.Row():
                 with gr.Column(scale=2):
-                    with gr.Row():
-                        model = gr.Dropdown(models, value=first_model, label="Model", scale=2)
-                        hub_id = gr.Textbox(
-                            label="Load from the Hub", placeholder="hf://owner/name[@revision]", scale=2
+                    model = gr.Dropdown(models, value=first_model, label="Model")
+                    with gr.Accordion("What this model accepts", open=False, elem_id="model-about"):
+                        about = gr.Markdown(
+                            handlers.describe_model(first_model) if models else "No models shipped."
                         )
-                    about = gr.Markdown(
-                        handlers.describe_model(first_model) if models else "No models shipped."
-                    )
-                    start = handlers.start_frame_input(
-                        label="Start frame",
-                        sources=["upload", "clipboard"],
-                        height=220,
-                        elem_id="start-frame",
-                    )
-                    clip = gr.File(
-                        label="Or a start clip (its last frames are the context)",
-                        file_types=list(CLIP_TYPES),
-                        height=60,
-                        elem_id="start-clip",
-                    )
-                    with gr.Row():
+                    # On a phone these start folded (showcase.FOLD_ON_NARROW_JS): a tap opens each.
+                    with gr.Accordion("Start frame", elem_id="start-section") as start_section:
+                        start = handlers.start_frame_input(
+                            label="Start frame",
+                            sources=["upload", "clipboard"],
+                            height=220,
+                            elem_id="start-frame",
+                        )
+                        clip = gr.File(
+                            label="Or a start clip (its last frames are the context)",
+                            file_types=list(CLIP_TYPES),
+                            height=60,
+                            elem_id="start-clip",
+                        )
+                    simulator_section = gr.Accordion("Start from the simulator", elem_id="simulator-section")
+                    with simulator_section, gr.Row():
                         seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, scale=1)
                         from_simulator = gr.Button("Start from simulator", scale=1)
                         simulator_start = gr.Textbox(
@@ -94,11 +113,15 @@ class App:
                             scale=2,
                             info="Where the start frame came from: 'seed 7' or 'seed 3 after right left'.",
                         )
+                    with gr.Accordion("More models", elem_id="hub-section") as hub_section:
+                        hub_id = gr.Textbox(
+                            label="Load from the Hub", placeholder="hf://owner/name[@revision]"
+                        )
                     with gr.Accordion("What the model sees", open=False):
                         seen = gr.Image(label="Model input", interactive=False, height=120)
                         familiarity = gr.Markdown(elem_id="familiarity")
-                with gr.Column(scale=3), gr.Tabs():
-                    with gr.Tab("Roll out"):
+                with gr.Column(scale=3), gr.Tabs(elem_id="main-tabs") as tabs:
+                    with gr.Tab("Roll out", id="rollout"):
                         actions = gr.Textbox(
                             label="Actions", placeholder="right*10 left*10 right*10", lines=2
                         )
@@ -156,7 +179,7 @@ class App:
                                 interactive=False,
                                 elem_id="still",
                             )
-                    with gr.Tab("Play"):
+                    with gr.Tab("Play", id="play"):
                         play_engine = gr.Radio(
                             list(webplay.ENGINES.values()),
                             value=webplay.ENGINES["browser"],
@@ -222,6 +245,30 @@ class App:
             )
 
             private = {"api_visibility": "private"}
+            showcase_timer.tick(
+                self.showcase.refresh,
+                showcase_view,
+                [showcase_view, showcase_timer],
+                show_progress="hidden",
+                concurrency_limit=None,
+                **private,
+            )
+            # A card (or the flagship's buttons) opens that model in Roll out or Play, from its example.
+            showcase_view.click(
+                self.showcase.open_example,
+                None,
+                [model, start, actions, simulator_start, tabs, opened_tab],
+                js=showcase.SCROLL_TO_TABS_JS,
+                **private,
+            ).success(
+                showcase.rollout_if_asked,
+                [opened_tab, model, start, actions, simulator_start],
+                [video, summary, psnr_plot, rollout_state],
+                concurrency_limit=2,
+                **private,
+            )
+            sections = [start_section, simulator_section, hub_section]
+            demo.load(None, None, sections, js=showcase.FOLD_ON_NARROW_JS % len(sections), **private)
             model.change(handlers.describe_model, model, about, **private)
             model.change(handlers.model_card, model, card, **private)
             model.change(handlers.action_buttons, model, action_buttons, **private)
@@ -332,4 +379,5 @@ class App:
         # One core per request, two requests at a time (concurrency_limit): two requests each
         # spinning two threads on two cores made a 4 ms play step take 120 ms (docs/performance.md).
         torch.set_num_threads(1)
+        self.showcase.start()  # the clips missing from the cache, in the background
         self.blocks.queue(max_size=64).launch(**{**LAUNCH, **kwargs})

@@ -20,10 +20,12 @@ a restart re-renders nothing, a retrained model gets a new clip, and a visitor c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -42,8 +45,8 @@ from starlette.routing import Route
 from worldsim.envs.actions import parse_actions
 from worldsim.envs.simulator import SimulatorStart
 from worldsim.envs.spec import EnvSpec
-from worldsim.media.panels import per_step_psnr, side_by_side
-from worldsim.media.video import write_video
+from worldsim.media.panels import per_step_psnr
+from worldsim.media.video import MIN_SHORT_SIDE, write_video
 from worldsim.models.catalog import ModelEntry
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,9 @@ MAX_STEPS = 60  # of an example, per clip
 MAX_FPS = 20.0  # playback: CartPole's 50 steps/s would loop 30 steps in 0.6 s, too fast to follow
 HOLD_START_S, HOLD_END_S = 0.3, 0.8  # the start and the last frame stay on screen this long
 LABELS = ("dream (world model)", "reality (simulator)")
+LABEL_COLORS = ("#5b21b6", "#111111")
+LABEL_HEIGHT, LABEL_BACKGROUND = 40, "#f1f1f4"  # px above each panel
+DIVIDER, DIVIDER_GREY = 6, 150  # px between the two panels
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".npz")
 LAYOUTS = ("wide", "stacked")  # panels in one row; across the frames' short side (panels' default)
 PREFIX = "/worldsim/showcase"
@@ -158,9 +164,24 @@ def dream_and_truth(model, example: Example) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compose(dream: np.ndarray, truth: np.ndarray, layout: str, fps: float) -> np.ndarray:
-    """The two side by side (wide: in one row; stacked: across the frames' short side), with the
-    start and the last frame held a moment so a loop reads as start, motion, outcome."""
-    video = side_by_side([dream, truth], list(LABELS), columns=2 if layout == "wide" else None)
+    """The two side by side (wide: in one row; stacked: across the frames' short side, as
+    panels.side_by_side lays them out), each under a label large enough for a phone or a room,
+    with the start and the last frame held a moment so a loop reads as start, motion, outcome."""
+    h, w = dream.shape[1:3]
+    k = max(1, math.ceil(MIN_SHORT_SIDE / min(h, w)))
+    tiles = []
+    for panel, label, color in zip((dream, truth), LABELS, LABEL_COLORS, strict=True):
+        header = Image.new("RGB", (w * k, LABEL_HEIGHT), LABEL_BACKGROUND)
+        font = ImageFont.load_default(size=round(LABEL_HEIGHT * 0.62))
+        ImageDraw.Draw(header).text((10, LABEL_HEIGHT // 2), label, fill=color, font=font, anchor="lm")
+        tile = np.empty((len(panel), LABEL_HEIGHT + h * k, w * k, 3), np.uint8)
+        tile[:, :LABEL_HEIGHT] = np.asarray(header)
+        tile[:, LABEL_HEIGHT:] = panel.repeat(k, axis=1).repeat(k, axis=2)
+        tiles.append(tile)
+    axis = 2 if layout == "wide" or w <= h else 1
+    gap_shape = list(tiles[0].shape)
+    gap_shape[axis] = DIVIDER
+    video = np.concatenate([tiles[0], np.full(gap_shape, DIVIDER_GREY, np.uint8), tiles[1]], axis=axis)
     start = np.repeat(video[:1], round(HOLD_START_S * fps), axis=0)
     end = np.repeat(video[-1:], round(HOLD_END_S * fps), axis=0)
     return np.concatenate([start, video, end])
@@ -251,21 +272,27 @@ class Showcase:
         self.done = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._missing: list[Job] | None = None
 
     # Start-up: the cache is read at once, the rest is rendered in the background.
 
+    def scan(self) -> None:
+        """Read the cache (hashes of a few MB of weights, no model loaded): idempotent."""
+        with self._lock:
+            if self._missing is None:
+                self.root = self.root or cache_root()
+                self._missing = self._scan()
+                if not self._missing:
+                    self.done.set()
+
     def start(self, background: bool = True) -> None:
         """Idempotent: read the cache now; render the missing clips (in a daemon thread)."""
+        self.scan()
         with self._lock:
             if self._thread is not None or self.done.is_set():
                 return
-            self.root = self.root or cache_root()
-            missing = self._scan()
-            if not missing:
-                self.done.set()
-                return
             self._thread = threading.Thread(
-                target=self._render_all, args=(missing,), name="worldsim-showcase", daemon=True
+                target=self._render_all, args=(self._missing,), name="worldsim-showcase", daemon=True
             )
         if background:
             self._thread.start()
@@ -312,12 +339,11 @@ class Showcase:
         and two processes rendering at once both end with a whole one."""
         self.root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{job.key}-", dir=self.root))
+        scratch.chmod(0o755)
         try:
             clip = render_clip(job.name, model, job.example, job.key, scratch)
-            try:
+            with contextlib.suppress(OSError):  # another process got there first: theirs is as good
                 os.replace(scratch, self.root / job.key)
-            except OSError:  # another process got there first: theirs is as good
-                pass
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         log.info("showcase: %s rendered in %.1f s", job.name, clip.render_s)
@@ -375,7 +401,7 @@ class Showcase:
             '<button class="ws-button" data-act="present" title="Only the dreams, large (Esc leaves; '
             '← → step through the models). Link: ?present=1">Present</button>'
             '<button class="ws-button" data-act="fullscreen" title="Present, on the whole screen">'
-            "⛶ Full screen</button>"
+            "Fullscreen</button>"
             "</div></div>"
         )
 
@@ -446,6 +472,22 @@ class Showcase:
         return name, str(frame), example.actions, example.start, gr.Tabs(selected=tab), tab
 
 
+def rollout_if_asked(
+    tab: str | None,
+    model: str,
+    start: str | None,
+    actions: str,
+    simulator_start: str,
+    progress=gr.Progress(),  # noqa: B008 (gradio injects it)
+):
+    """After a click that opened Roll out: its video (Play starts its own game from the start)."""
+    from worldsim.app import handlers
+
+    if tab != "rollout":
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    return handlers.rollout_video(model, start, actions, simulator_start, progress=progress)
+
+
 def _video(url: str, classes: str, elem_id: str | None, name: str) -> str:
     ident = f' id="{elem_id}"' if elem_id else ""
     alt = html.escape(f"{name}: the world model's dream beside the real simulator", quote=True)
@@ -479,7 +521,7 @@ async def clip_file(request: Request) -> Response:
 def write_gif(out: str | Path, model_name: str = "cartpole", layout: str = "wide") -> Path:
     """The model's first example, dream beside reality, as an animated GIF (the README's)."""
     from worldsim.models.catalog import model_entries
-    from worldsim.models.checkpoint import load
+    from worldsim.models.registry import load
 
     entry = next((e for e in model_entries([]) if e.name == model_name), None)
     if entry is None:
@@ -496,79 +538,106 @@ def write_gif(out: str | Path, model_name: str = "cartpole", layout: str = "wide
 
 # --- The page's side: styles and the script of the #showcase component ------------------------
 
+# Gradio prefixes every selector of launch's css with ".gradio-container... .contain": inside an
+# @media block only the prefixed copy is kept, so rules there name elements of the page (never
+# body or .gradio-container), and presentation mode is a class on #showcase itself.
 CSS = """
-#showcase { margin-bottom: 4px; }
+#showcase { margin-bottom: 4px; -webkit-text-size-adjust: 100%; text-size-adjust: 100%; }
+#showcase .html-container { padding: 0; }
 .ws-showcase { display: flex; flex-direction: column; gap: 6px; }
 .ws-stage { display: flex; justify-content: center; background: #fff; border-radius: 8px; }
 .ws-stage video { display: block; width: 100%; max-width: 1400px; height: auto; }
-.ws-stage.ws-pending { aspect-ratio: 4.5 / 1; align-items: center; color: #888;
+.ws-stage.ws-pending { aspect-ratio: 4.5 / 1; align-items: center; color: #777;
   background: repeating-linear-gradient(45deg, #f4f4f6, #f4f4f6 12px, #ececf0 12px, #ececf0 24px); }
 .ws-pending span::after { content: " …"; }
 .ws-narrow { display: none !important; }
-.ws-bar { display: flex; flex-wrap: wrap; align-items: center; justify-content: space-between; gap: 6px 12px; }
+.ws-bar { display: flex; flex-wrap: wrap; align-items: center; justify-content: space-between;
+  gap: 6px 12px; }
 .ws-caption { margin: 0; font-size: 15px; }
 .ws-buttons { display: flex; flex-wrap: wrap; gap: 6px; }
-.ws-button { min-height: 36px; padding: 4px 14px; border-radius: 8px; cursor: pointer; font-size: 14px;
-  border: 1px solid var(--border-color-primary, #ccc); background: var(--button-secondary-background-fill, #f3f4f6);
-  color: var(--body-text-color, #111); }
+.ws-button { box-sizing: border-box; height: 36px; display: inline-flex; align-items: center;
+  justify-content: center; margin: 0; padding: 0 14px; border-radius: 8px; cursor: pointer; font-size: 14px;
+  border: 1px solid var(--border-color-primary, #ccc);
+  background: var(--button-secondary-background-fill, #f3f4f6); color: var(--body-text-color, #111); }
 .ws-button.ws-primary { background: var(--button-primary-background-fill, #f97316);
   color: var(--button-primary-text-color, #fff); border-color: transparent; font-weight: 600; }
 .ws-strip-title { font-size: 13px; color: var(--body-text-color-subdued, #666); margin-top: 4px; }
 .ws-strip { display: flex; gap: 10px; overflow-x: auto; padding-bottom: 6px; scroll-snap-type: x proximity; }
-.ws-card { flex: 0 0 auto; display: flex; flex-direction: column; align-items: flex-start; gap: 2px;
-  padding: 6px; border-radius: 8px; cursor: pointer; text-align: left; scroll-snap-align: start;
+.ws-card { flex: 0 0 auto; width: 236px; display: flex; flex-direction: column; align-items: stretch;
+  gap: 2px; padding: 6px; border-radius: 8px; cursor: pointer; text-align: left; scroll-snap-align: start;
   border: 1px solid var(--border-color-primary, #ddd); background: var(--block-background-fill, #fff);
   color: var(--body-text-color, #111); font: inherit; }
 .ws-card:hover, .ws-card:focus-visible { border-color: var(--color-accent, #f97316); }
-.ws-card video, .ws-card .ws-thumb { height: 128px; width: auto; display: block; }
-.ws-card.ws-pending .ws-thumb { width: 160px; background: #f0f0f3; border-radius: 4px; }
-.ws-card-title { font-weight: 600; font-size: 13px; }
+.ws-card video, .ws-card .ws-thumb { width: 100%; height: 128px; object-fit: contain; display: block;
+  background: #fff; }
+.ws-card.ws-pending .ws-thumb { background: #f0f0f3; border-radius: 4px; }
+.ws-card-title { font-weight: 600; font-size: 13px; white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; }
 .ws-card-number { font-size: 12px; color: var(--body-text-color-subdued, #555); }
 .ws-card.ws-current { border-color: var(--color-accent, #f97316); }
 
+/* A phone: the stacked clip (each panel the screen's width), the inputs folded, bigger targets. */
 @media (max-width: 700px) {
+  #showcase { margin-left: -24px; margin-right: -24px; width: calc(100% + 48px); max-width: none; }
   .ws-wide { display: none !important; }
   .ws-narrow { display: block !important; }
   .ws-stage.ws-pending { aspect-ratio: 1.1 / 1; }
-  .ws-caption { font-size: 13px; }
+  .ws-bar { padding: 0 8px; }
+  .ws-caption { font-size: 14px; }
+  .ws-button { font-size: 15px; }
+  .ws-buttons { display: grid; grid-template-columns: 1fr 1fr; width: 100%; }
+  .ws-strip { padding-left: 8px; }
+  .ws-strip-title { padding-left: 8px; }
+  .ws-card { width: 176px; }
   .ws-card video, .ws-card .ws-thumb { height: 104px; }
+  #intro h1 { font-size: 26px; margin-bottom: 4px; }
+  #intro p { font-size: 14px; line-height: 1.4; }
 }
 /* Touch: every target at least 44 px. */
 @media (max-width: 700px), (pointer: coarse) {
-  .ws-button { min-height: 44px; min-width: 44px; }
-  .gradio-container button, .gradio-container [role="tab"], .gradio-container .label-wrap,
-  .gradio-container input[type="number"], .gradio-container input[type="text"], .gradio-container textarea,
-  .gradio-container [role="listbox"], .gradio-container select { min-height: 44px; }
-  .gradio-container input[type="range"] { min-height: 28px; }
+  .ws-button { height: 46px; min-width: 44px; }
+  button, [role="tab"], .label-wrap, textarea, select,
+  input:not([type="range"]):not([type="checkbox"]):not([type="radio"]):not([type="file"]) {
+    min-height: 44px; }
+  button { min-width: 44px; }
 }
 
 /* Presentation mode (Present, ?present=1, Full screen): the dream and reality, as large as fits. */
-body.worldsim-present { overflow: hidden; }
-body.worldsim-present #showcase { position: fixed; inset: 0; z-index: 1000; margin: 0; padding: 16px 24px;
+#showcase.ws-present { position: fixed; inset: 0; z-index: 1000; margin: 0; padding: 16px 24px;
   background: #101014; color: #f2f2f2; overflow: hidden; }
-body.worldsim-present .ws-showcase { height: 100%; }
-body.worldsim-present .ws-stage { flex: 1 1 auto; min-height: 0; align-items: center; }
-body.worldsim-present .ws-stage video { width: auto; height: auto; max-width: 100%; max-height: 100%; }
-body.worldsim-present .ws-caption { font-size: 22px; color: #f2f2f2; }
-body.worldsim-present .ws-button:not([data-act="present"]):not([data-act="fullscreen"]) { display: none; }
-body.worldsim-present .ws-strip-title { display: none; }
-body.worldsim-present .ws-card { background: #1c1c22; color: #eee; border-color: #333; }
-body.worldsim-present .ws-card video { height: 72px; }
-body.worldsim-present .ws-card-number { color: #aaa; }
-/* On a projector's landscape screen the stacked layout is the larger one for wide frames. */
+#showcase.ws-present .html-container, #showcase.ws-present .prose,
+#showcase.ws-present .ws-showcase { height: 100%; }
+#showcase.ws-present .ws-stage { flex: 1 1 auto; min-height: 0; align-items: center; background: #101014; }
+#showcase.ws-present .ws-stage video { width: 100%; height: 100%; max-width: none; object-fit: contain; }
+#showcase.ws-present .ws-caption { font-size: 22px; color: #f2f2f2; }
+#showcase.ws-present .ws-caption b { color: #fff; }
+#showcase.ws-present .ws-button[data-act="open"] { display: none; }
+#showcase.ws-present .ws-buttons { display: flex; width: auto; }
+#showcase.ws-present .ws-strip-title { display: none; }
+#showcase.ws-present .ws-strip { flex: 0 0 auto; }
+#showcase.ws-present .ws-card { width: 150px; background: #1c1c22; color: #eee; border-color: #333; }
+#showcase.ws-present .ws-card video { height: 64px; background: #1c1c22; }
+#showcase.ws-present .ws-card-number { display: none; }
+#showcase.ws-present .ws-card-title { color: #ddd; font-size: 12px; }
+#showcase.ws-present .ws-card.ws-current { border-color: #f97316; }
+/* On a landscape screen that is not very wide, the stacked clip of wide frames is the larger. */
 @media (max-aspect-ratio: 5/2) {
-  body.worldsim-present .ws-wide { display: none !important; }
-  body.worldsim-present .ws-narrow { display: block !important; }
+  #showcase.ws-present .ws-wide { display: none !important; }
+  #showcase.ws-present .ws-narrow { display: block !important; }
 }
 """
 
 # js_on_load of the #showcase gr.HTML: `element` is the component, `trigger` sends an event to
 # the server (a card's or a button's model and tab, for showcase.open_example).
 JS_ON_LOAD = """
-const body = document.body;
+const host = element.closest('#showcase') || element;
+const presenting = () => host.classList.contains('ws-present');
 const present = (on) => {
-  body.classList.toggle('worldsim-present', on);
-  element.querySelectorAll('[data-act="present"]').forEach((b) => { b.textContent = on ? 'Leave' : 'Present'; });
+  host.classList.toggle('ws-present', on);
+  document.body.style.overflow = on ? 'hidden' : '';
+  element.querySelectorAll('[data-act="present"]').forEach((b) => {
+    b.textContent = on ? 'Leave' : 'Present';
+  });
   if (!on && document.fullscreenElement) document.exitFullscreen().catch(() => {});
 };
 const show = (card) => {
@@ -585,24 +654,25 @@ element.addEventListener('click', (event) => {
   const target = event.target.closest('[data-act]');
   if (!target || !element.contains(target)) return;
   const act = target.dataset.act;
-  if (act === 'present') present(!body.classList.contains('worldsim-present'));
+  if (act === 'present') present(!presenting());
   else if (act === 'fullscreen') {
     present(true);
     const root = document.documentElement;
     if (!document.fullscreenElement && root.requestFullscreen) root.requestFullscreen().catch(() => {});
   } else if (act === 'open') {
-    if (body.classList.contains('worldsim-present') && target.classList.contains('ws-card')) show(target);
+    if (presenting() && target.classList.contains('ws-card')) show(target);
     else trigger('click', {model: target.dataset.model, tab: target.dataset.tab});
   }
 });
 if (!window.worldsimShowcaseKeys) {
   window.worldsimShowcaseKeys = true;
   window.addEventListener('keydown', (event) => {
-    if (!body.classList.contains('worldsim-present')) return;
-    const host = document.getElementById('showcase');
-    const cards = host ? [...host.querySelectorAll('.ws-card[data-wide]')] : [];
-    const step = {ArrowRight: 1, PageDown: 1, ArrowDown: 1, ' ': 1, ArrowLeft: -1, PageUp: -1, ArrowUp: -1}[event.key];
-    if (event.key === 'Escape') present(false);
+    const showcase = document.getElementById('showcase');
+    if (!showcase || !showcase.classList.contains('ws-present')) return;
+    const cards = [...showcase.querySelectorAll('.ws-card[data-wide]')];
+    const keys = {ArrowRight: 1, PageDown: 1, ArrowDown: 1, ' ': 1, ArrowLeft: -1, PageUp: -1, ArrowUp: -1};
+    const step = keys[event.key];
+    if (event.key === 'Escape') showcase.querySelector('[data-act="present"]').click();
     else if (step && cards.length) {
       const now = cards.findIndex((c) => c.classList.contains('ws-current'));
       const next = cards[(Math.max(now, 0) + step + cards.length) % cards.length];
@@ -613,6 +683,17 @@ if (!window.worldsimShowcaseKeys) {
   }, true);
 }
 if (new URLSearchParams(window.location.search).get('present') === '1') present(true);
+"""
+
+# A click that opens Roll out or Play brings the tabs into view (run in the page, before the server).
+SCROLL_TO_TABS_JS = """
+() => {
+  const showcase = document.getElementById('showcase');
+  if (showcase) showcase.classList.remove('ws-present');
+  document.body.style.overflow = '';
+  const tabs = document.getElementById('main-tabs');
+  if (tabs) tabs.scrollIntoView({behavior: 'smooth', block: 'start'});
+}
 """
 
 # On a narrow screen the inputs start folded (a tap opens each): a js-only load event whose

@@ -52,7 +52,7 @@ def measure_upload_to_video(
             page.get_by_label("Actions").fill(actions[i % 2])
             page.get_by_role("button", name="Roll out").click()
             page.wait_for_function(
-                "() => { const v = document.querySelector('video');"
+                "() => { const v = document.querySelector('#video video');"
                 " return v && v.readyState >= 3 && v.currentTime > 0 && !v.paused }",
                 timeout=120_000,
                 polling=20,
