@@ -91,3 +91,43 @@ def test_rollout_is_an_mcp_tool_with_described_parameters(app_url):
     assert {"model_name", "start_frame", "actions"} <= set(properties)
     assert "TOKEN*N" in properties["actions"]["description"]
     assert not any("play" in name for name in tools)  # live play keeps a game: not a tool
+
+
+def _listed_models() -> list[dict]:
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run(
+        [sys.executable, "-m", "worldsim", "models", "--json"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_every_listed_model_rolls_out_from_a_snapshot_beside_the_simulator(client, tmp_path):
+    """Plugin kinds and environments worldsim has no code for, as a user would try them: a start
+    frame from `worldsim snapshot --env <its gymnasium id> --seed 3` and its example actions."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    listed = _listed_models()
+    assert {"name": "lunarlander", "env": "LunarLander-v3"}.items() <= next(
+        m for m in listed if m["name"] == "lunarlander"
+    ).items()  # made from its gymnasium id alone
+    for model in listed:
+        if model["kind"] == "latent" and model["name"] not in ("lunarlander",):
+            continue  # the built-in kind on built-in environments has its own tests
+        frame = tmp_path / f"{model['name']}.png"
+        cmd = ["-m", "worldsim", "snapshot", "--env", model["env"], "--seed", "3", "--out", str(frame)]
+        subprocess.run([sys.executable, *cmd], cwd=ROOT, check=True, capture_output=True)
+        video, summary, plot = client.predict(
+            model["name"], handle_file(str(frame)), model["example_actions"], "seed 3", api_name="/rollout"
+        )
+        assert video.endswith(".mp4"), model
+        assert "beside the real simulator from seed 3" in summary, (model, summary)
+        assert plot is not None

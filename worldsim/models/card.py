@@ -79,7 +79,7 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
                 f"- Reward and episode end (outcome stage{f', on {frames:,} frames' if frames else ''}), "
                 f"validated on the dynamics' own open-loop latents: reward RMSE {last['reward_rmse']:.3g} "
                 f"(rewards spread {last['reward_std']:.3g}); of the frames where the real episode had "
-                f"ended ({last['end_share']:.1%}), {last['end_recall']:.0%} predicted as ended, "
+                f"ended ({last['end_share']:.2%}), {last['end_recall']:.0%} predicted as ended, "
                 f"precision {last['end_precision']:.0%}."
             )
     if metrics:
@@ -133,4 +133,10 @@ def _describe_kind(config: dict) -> str:
 
 def _env_flag(spec: EnvSpec) -> str:
     """How `collect` names the environment: a built-in name, or the gymnasium id."""
-    return f"--env {spec.name}" if ENV_SPECS.get(spec.name) == spec else f"--env-id {spec.gym_id}"
+    if ENV_SPECS.get(spec.name) == spec:
+        return f"--env {spec.name}"
+    flag = f"--env-id {spec.gym_id}"
+    indices = tuple(str(i) for i in range(len(spec.action_names)))
+    if spec.action_kind == "discrete" and spec.action_names != indices:
+        flag += " --action-names " + ",".join(spec.action_names)
+    return flag
