@@ -188,7 +188,11 @@ def env_spec(name: str):
     from worldsim.envs.builtin import ENV_SPECS, get_spec
     from worldsim.envs.spec import derive_spec
 
-    return get_spec(name) if name.strip().lower() in ENV_SPECS else derive_spec(name.strip())
+    name = name.strip()
+    if name.lower() in ENV_SPECS:
+        return get_spec(name)
+    # A built-in environment by its gymnasium id (ALE/Breakout-v5) keeps its make kwargs and modules.
+    return next((spec for spec in ENV_SPECS.values() if spec.gym_id == name), None) or derive_spec(name)
 
 
 def main(argv: list[str] | None = None) -> int:
