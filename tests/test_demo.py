@@ -29,7 +29,9 @@ def test_picker_lists_hub_models_from_the_environment(monkeypatch):
     from worldsim.models.checkpoint import shipped_checkpoints
 
     monkeypatch.setenv("WORLDSIM_HUB_MODELS", "hf://a/b, not-a-hub-id ,hf://c/d@v2")
-    assert demo.Catalog().names() == [*shipped_checkpoints(), "hf://a/b", "hf://c/d@v2"]
+    names = demo.Catalog().names()
+    assert names[: len(shipped_checkpoints())] == list(shipped_checkpoints())  # shipped first
+    assert names[-2:] == ["hf://a/b", "hf://c/d@v2"] and "not-a-hub-id" not in names  # Hub ids last
 
 
 def test_start_from_simulator_gives_the_reset_frame_and_its_start():
