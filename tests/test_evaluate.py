@@ -72,3 +72,89 @@ def test_updating_the_card_records_metrics_and_leaves_the_weights_byte_identical
     assert (folder / "model.safetensors").read_bytes() == weights
     assert json.loads((folder / "metrics.json").read_text())["markdown"] == metrics["markdown"]
     assert metrics["markdown"] in (folder / "README.md").read_text()
+
+
+@pytest.mark.parametrize("env", ["pendulum", "carracing"])
+def test_script_policy_holds_a_uniform_action_in_the_box_for_one_to_ten_steps(env):
+    from worldsim.data.collect import POLICIES
+
+    spec = get_spec(env)
+    policy = POLICIES["script"](spec, np.random.default_rng(0))
+    actions = np.stack([policy.act(None) for _ in range(1000)])
+    assert actions.shape == (1000, spec.num_actions)
+    assert (actions >= np.array(spec.action_low)).all() and (actions <= np.array(spec.action_high)).all()
+    # Continuous draws never repeat, so each run of one action is exactly one hold.
+    changes = np.flatnonzero((actions[1:] != actions[:-1]).any(axis=1)) + 1
+    holds = np.diff(changes)
+    assert set(holds.tolist()) == set(range(1, 11))
+    assert len(np.unique(actions, axis=0)) == len(changes) + 1  # a fresh action after each hold
+
+
+@pytest.mark.parametrize("env", ["cartpole", "pong"])
+def test_script_policy_holds_discrete_actions_for_one_to_ten_steps(env):
+    from worldsim.data.collect import POLICIES
+
+    spec = get_spec(env)
+    policy = POLICIES["script"](spec, np.random.default_rng(1))
+    holds, new_hold, actions = [], True, []
+    for _ in range(600):
+        actions.append(policy.act(None))
+        if new_hold:  # this step drew an action and how long to hold it
+            holds.append((policy.left + 1, actions[-1]))
+        elif actions[-1] != holds[-1][1]:
+            raise AssertionError("the action changed during a hold")
+        new_hold = policy.left == 0
+    assert {length for length, _ in holds} == set(range(1, 11))
+    assert set(actions) == set(range(spec.num_actions))  # uniform over every action
+
+
+def test_ball_recall_counts_a_ball_within_three_model_pixels_and_misses_a_lost_one():
+    from worldsim.evaluation.evaluate import ball_recall, model_pixel_size
+
+    spec = get_spec("pong")
+    row_px, col_px = model_pixel_size(spec)
+    assert abs(row_px - 2) < 0.01 and col_px == 2  # one model pixel: 2x2 Atari pixels
+    true = {"ball_x": np.array([50.0, 50.0, 50.0, 50.0, np.nan]), "ball_y": np.full(5, 100.0)}
+    # Episodes (one step each): on the ball, 2.5 model px off, 4 model px off, no ball drawn,
+    # and one where the simulator shows no ball (not counted).
+    pred = {
+        "ball_x": np.array([50.0, 50.0 + 2.5 * col_px, 50.0 + 4 * col_px, np.nan, 50.0]),
+        "ball_y": np.full(5, 100.0),
+    }
+    out = ball_recall(pred, true, true, spec, episodes=5, steps=1)
+    assert out["ball_seen"].tolist() == [4] and out["ball_recall"].tolist() == [0.5]
+    assert out["ball_recall_copy"].tolist() == [1.0]
+
+
+def test_ball_recall_is_one_for_the_true_frames_and_zero_without_a_ball():
+    from worldsim.data.collect import EVAL_SEED_START
+    from worldsim.envs.objects import read_objects
+    from worldsim.evaluation.evaluate import per_step_metrics, pooled_ball_recall, simulate
+
+    spec = get_spec("pong")
+    frames, _ = simulate(spec, EVAL_SEED_START, "random", 40, warmup=spec.warmup_steps)
+    true = frames[None, spec.warmup_steps :]
+    seen = ~np.isnan(read_objects(true[0], spec)["ball_x"])
+    assert seen[5:].sum() >= 5  # the ball is in play in some of these frames
+    same = per_step_metrics(true, true, spec)
+    assert (same["ball_recall"][seen] == 1).all() and np.isnan(same["ball_recall"][~seen]).all()
+    court = np.empty_like(true)
+    court[:] = (144, 72, 17)  # the court with nothing on it: no ball, no paddles
+    lost = per_step_metrics(court, true, spec)
+    assert (lost["ball_recall"][seen] == 0).all()
+    m = {k: v.tolist() for k, v in lost.items()}
+    assert pooled_ball_recall(m) == 0 and pooled_ball_recall({k: v.tolist() for k, v in same.items()}) == 1
+
+
+def _ball(recall: float, copy: float = 0.0) -> dict:
+    m = _metrics([100.0] + [40.0] * 60, [100.0] + [30.0] * 60)
+    return m | {"ball_recall": [recall] * 61, "ball_recall_copy": [copy] * 61, "ball_seen": [4.0] * 61}
+
+
+def test_ball_recall_bar_is_for_the_rows_after_warm_up_where_there_are_some():
+    pong = check_bars({"random": _ball(0.1), "random @50": _ball(0.85, 0.2)})
+    assert "INFO random ball recall h=5..60: 0.10" in pong[4]
+    assert pong[9] == "PASS random @50 ball recall h=5..60: 0.85 (bar: >= 0.80); copy 0.20; at h=30: 0.85"
+    breakout = check_bars({"random": _ball(0.5), "script": _ball(0.9)})
+    assert breakout[4].startswith("FAIL random ball recall h=5..60: 0.50 (bar: >= 0.80)")
+    assert breakout[9].startswith("PASS script ball recall h=5..60: 0.90 (bar: >= 0.80)")

@@ -156,3 +156,64 @@ def test_format_2_configs_name_a_built_in_environment_and_load_as_format_3():
     assert upgraded.env == get_spec("cartpole")
     with pytest.raises(ValueError, match="Unknown environment 'nowhere'"):
         LatentConfig.from_dict({**old, "env": "nowhere"})
+
+
+def test_format_3_configs_load_as_models_that_draw_no_action_and_no_points():
+    config = small_model().config_dict()
+    old = {k: v for k, v in config.items() if k not in ("decoder_action", "points")} | {"format_version": 3}
+    upgraded = LatentConfig.from_dict(old)
+    assert not upgraded.decoder_action and upgraded.points == []
+
+
+def action_drawing_model() -> LatentWorldModel:
+    """A Pendulum model whose decoder sees the action, with weights large enough to show it."""
+    torch.manual_seed(0)
+    config = LatentConfig.for_env(get_spec("pendulum"), latent_dim=8, hidden_dim=16, decoder_action=True)
+    model = LatentWorldModel(config).eval()
+    with torch.no_grad():
+        model.decoder.project.weight.normal_()
+    return model
+
+
+def test_a_decoder_that_sees_the_action_draws_what_the_last_step_did():
+    """Pendulum's torque arrow shows the last action, which state dynamics do not carry: the
+    decoder draws it from the action of the step, the same in one-by-one play and in batched
+    rollouts."""
+    from dataclasses import replace
+
+    model = action_drawing_model()
+    start = torch.full((1, 1, 64, 64, 3), 200, dtype=torch.uint8)
+    state = model.start(start)
+    pushed = [model.render(replace(state, action=torch.tensor([[torque]]))) for torque in (2.0, -2.0)]
+    assert not torch.equal(*pushed)
+    actions = np.array([[[2.0], [-1.0], [0.5]]], np.float32)
+    batched = imagine(model, start.numpy(), actions).frames[0]
+    for t in range(3):
+        state = model.step(state, torch.from_numpy(actions[:, t]))
+        assert np.array_equal(model.render(state)[0].numpy(), batched[t + 1])
+
+
+def test_point_maps_peak_where_the_pose_dims_put_the_object():
+    from worldsim.models.latent import point_maps
+
+    spec = get_spec("pong")  # 160x210 screen, rows 34..193.6 cropped to 80x80
+    config = LatentConfig.for_env(
+        spec,
+        latent_dim=8,
+        hidden_dim=16,
+        pose_dims=6,
+        pose_mean=[0.0] * 6,
+        pose_std=[1.0] * 6,
+        points=[[2, 4, 3]],
+    )
+    # Pixel centres of the view in screen pixels: column c at (c + 0.5) * 160 / 80, row r at
+    # top + (r + 0.5) * rows / 80. Put the ball at row 40, column 50.
+    top, rows = 0.162 * 210, (0.922 - 0.162) * 210
+    z = torch.zeros(2, 8)
+    z[:, 2], z[:, 4], z[0, 3] = 50.5 * 2, top + 40.5 * rows / 80, 1.0
+    maps = point_maps(config, z)
+    row, column = divmod(int(maps[0, 0].argmax()), spec.width)
+    assert (row, column) == (40, 50) and maps[0, 0].max() > 0.9
+    assert maps[1].max() == 0  # not in view: no peak
+    with pytest.raises(ValueError, match="3 pose dims"):
+        LatentConfig.for_env(spec, pose_dims=2, pose_mean=[0.0] * 2, pose_std=[1.0] * 2, points=[[2, 4, 3]])

@@ -129,8 +129,16 @@ def test_the_pixel_loss_is_the_mean_log_error_of_the_decoded_frames():
     frames = np.arange(8, dtype=np.uint8)[:, None, None, None] * np.full((1, 16, 32, 3), 10, np.uint8)
     data = SimpleNamespace(frames=frames)  # frame i is grey 10 * i
     anchors, context, predicted = np.array([0, 3]), torch.zeros(2, 1, 4), torch.randn(2, 3, 4)
+    actions = torch.zeros(2, 3, dtype=torch.int64)
     loss = pixel_loss(
-        model, data, anchors, context, predicted, TrainConfig(pixel_horizon=1), np.random.default_rng(0)
+        model,
+        data,
+        anchors,
+        context,
+        predicted,
+        actions,
+        TrainConfig(pixel_horizon=1),
+        np.random.default_rng(0),
     )
     # pixel_horizon 1 decodes the first step: frames 1 and 4 over frames 0 and 3, each 10 grey off.
     assert torch.isclose(loss, torch.log(torch.tensor((10 / 255) ** 2 + 1e-6)), rtol=1e-5)

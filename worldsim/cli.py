@@ -1,4 +1,4 @@
-"""Command line: python -m worldsim {collect, train, eval, rollout, bench, loadtest, soak, ...} ...
+"""Command line: python -m worldsim {collect, train, eval, agent, rollout, bench, loadtest, soak, ...} ...
 
 collect and train take every field of their config dataclass as a flag (--autoencoder-steps 50);
 the help text of each flag is the comment beside the field.
@@ -77,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--update-card", action="store_true", help="write metrics into the checkpoint's card"
     )
     evaluate.add_argument("--device", default="cpu")
+
+    agent = commands.add_parser(
+        "agent", help="a scripted controller's score in the dream and in the real env, same seeds"
+    )
+    agent.add_argument("--model", default="cartpole", help="shipped model name or checkpoint folder")
+    agent.add_argument("--episodes", type=int, default=20, help="held-out seeds, one episode each per world")
+    agent.add_argument("--max-steps", type=int, default=300, help="steps at most per episode")
+    agent.add_argument("--json", default="", help="also write the scores to this JSON file")
+    agent.add_argument("--device", default="cpu")
 
     rollout = commands.add_parser("rollout", help="imagine a video from a start frame and actions")
     rollout.add_argument("--model", default="cartpole", help="shipped model name or checkpoint folder")
@@ -237,6 +246,22 @@ def _run(args: argparse.Namespace, command: str) -> int:
             evaluate_model(
                 args.model, args.episodes, args.horizon, Path(args.out), args.update_card, args.device
             )
+    elif args.command == "agent":
+        from worldsim.evaluation.agents import CONTROLLERS, agent_scores
+        from worldsim.models.registry import load
+
+        if args.episodes < 1 or args.max_steps < 1:
+            raise ValueError("--episodes and --max-steps must be at least 1")
+        model = load(args.model, args.device)
+        scores = agent_scores(model, args.episodes, args.max_steps)
+        if scores is None:
+            raise ValueError(
+                f"no scripted controller for {model.spec.name}; "
+                f"there are for {', '.join(sorted(CONTROLLERS))}"
+            )
+        print(scores["markdown"])
+        if args.json:
+            Path(args.json).write_text(json.dumps({"command": command, **scores}, indent=1) + "\n")
     elif args.command == "rollout":
         from worldsim.rollout import rollout_to_file
 

@@ -351,8 +351,8 @@ def rollout_video(
     started = time.perf_counter()
     try:
         parsed = parse_actions(actions, spec, max_steps=MAX_ROLLOUT_STEPS)
-        context = model.prepare_context(read_start(start_frame, context_clip, model))
         sim_start = SimulatorStart.parse(simulator_start)
+        context = start_context(model, read_start(start_frame, context_clip, model), sim_start)
         predicted = model.rollout(context, parsed, seed=seed, num_samples=samples, progress=progress.tqdm)
     except (ActionError, ImageError, ValueError) as error:
         raise gr.Error(str(error)) from None
@@ -421,6 +421,20 @@ def read_start(start_frame: str | None, context_clip: str | None, model: WorldMo
     if Path(start_frame).suffix.lower() in (".mp4", ".webm", ".mov"):  # API clients may send clips
         return load_clip(start_frame, model.context_frames)
     return [load_image(start_frame)]
+
+
+def start_context(model: WorldModel, frames: list[np.ndarray], sim_start) -> np.ndarray:
+    """The model's context (K, h, w, 3). One uploaded frame cannot show velocity (which way is
+    Pong's ball flying?); when it is the simulator's frame for a known start ("seed 3 after
+    ..."), the simulator's frames before it are the context, as a clip of the game would be."""
+    context = model.prepare_context(frames)
+    if sim_start is None or not sim_start.actions or len(context) >= model.context_frames:
+        return context
+    played = sim_start.frames_before(model.spec, model.context_frames - 1)
+    before = np.stack([preprocess(frame, model.spec) for frame in played])
+    if per_step_psnr(before[-1:], context[-1:])[0] < SAME_FRAME_MIN_PSNR:
+        return context  # not the simulator's frame after all: the upload alone
+    return before
 
 
 def _whole_number(value: float | None, name: str, low: int, high: int) -> int:
@@ -524,7 +538,9 @@ def compare_models(
         parsed = parse_actions(actions, spec, max_steps=MAX_ROLLOUT_STEPS)
         sim_start = SimulatorStart.parse(simulator_start)
         videos = [
-            model.rollout(model.prepare_context(read_start(start_frame, context_clip, model)), parsed)
+            model.rollout(
+                start_context(model, read_start(start_frame, context_clip, model), sim_start), parsed
+            )
             for model in (first, second)
         ]
     except (ActionError, ImageError, ValueError) as error:

@@ -29,9 +29,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from worldsim.envs.spec import EnvSpec, derive_spec, preprocess, simulator_state
-
 from worldsim.envs.builtin import get_spec
+from worldsim.envs.spec import EnvSpec, derive_spec, preprocess, simulator_state
 
 DATA_FORMAT_VERSION = 1
 # Training seeds stay below this; evaluation draws its seeds above it, so held-out means held out.
@@ -111,6 +110,25 @@ class StickyPolicy(RandomPolicy):
         return self.action
 
 
+class ScriptPolicy(RandomPolicy):
+    """Random action scripts as a person types them (`left*4 right*9 noop*2`): a random action
+    held for a random 1..10 steps, then another. Evaluation plays it for every env, so models are
+    measured on the held keys people use, not only on uniform noise or the env's own policies."""
+
+    MAX_HOLD = 10
+
+    def __init__(self, spec: EnvSpec, rng: np.random.Generator):
+        super().__init__(spec, rng)
+        self.action, self.left = None, 0
+
+    def act(self, obs: np.ndarray):
+        if self.left == 0:
+            self.action = super().act(obs)
+            self.left = int(self.rng.integers(1, self.MAX_HOLD + 1))
+        self.left -= 1
+        return self.action
+
+
 class BalancePolicy(RandomPolicy):
     """CartPole: a noisy PD balancer with per-episode gains, drift target and a 'let go' step.
 
@@ -163,7 +181,13 @@ class DrivePolicy(RandomPolicy):
         return np.array([steer, self.gas, 0.0], dtype=np.float32)
 
 
-POLICIES = {"random": RandomPolicy, "sticky": StickyPolicy, "balance": BalancePolicy, "drive": DrivePolicy}
+POLICIES = {
+    "random": RandomPolicy,
+    "sticky": StickyPolicy,
+    "script": ScriptPolicy,
+    "balance": BalancePolicy,
+    "drive": DrivePolicy,
+}
 
 
 # --- collection ----------------------------------------------------------------------------------

@@ -95,6 +95,8 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 "dynamics_steps": 4000,
                 "dynamics": "state",
                 **FROM_RESET,
+                # the torque arrow is drawn from the action: state dynamics carry no action
+                "decoder_action": True,
             },
             example_actions="2*10 -2*10 0*10",
             play_keys={"left": "2", "right": "-2", "space": "0"},  # +torque turns anticlockwise
@@ -164,6 +166,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 "dynamics_steps": 4000,
                 "colour_weight": 0.2,
                 "frame_poses": True,
+                "object_points": True,  # the ball, painted where its latent coordinates say
             },
             example_actions="noop*10 right*10 left*10",
             # Pong's "right" moves the paddle up the screen, "left" down.
@@ -196,6 +199,8 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 # decoding from the whole unroll keeps the road drawn at h=60 from the reset zoom
                 "pixel_steps": 1500,
                 "pixel_horizon": 40,
+                # the bars under the road show steering, gas and brake: drawn from the action
+                "decoder_action": True,
             },
             example_actions="[0,1,0]*20 [-1,0.5,0]*10",
             play_keys={

@@ -150,6 +150,84 @@ def read_carracing(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
     return {"track_offset": np.where(np.isnan(car_row), np.nan, 48 - road_col)}
 
 
+# Acrobot-v1's renderer: the first link (cyan, 0 204 204) turns about the centre of the 500x500
+# screen, 1 unit = 500 / 4.4 px long (the view spans 2.2 units each way) and 0.2 units wide.
+_ACROBOT_LINK_PX = 500 / 4.4
+
+
+def read_acrobot(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
+    """The first link's angle in degrees (0 hanging down, + towards the screen's right, as the
+    simulator's theta1).
+
+    Both links are the same cyan, so the link is read in a ring close to the pivot (0.2..0.55
+    link lengths out), where only the first link passes unless the second is folded back over it
+    (more than ~150 degrees at the joint). Then the ring's cyan spreads over several directions:
+    where its pixels do not point one way, the reading is NaN rather than a biased angle.
+    """
+    frames = frames.astype(np.float32)
+    rows, cols = _render_grid(frames, spec)
+    r, g, b = frames[..., 0], frames[..., 1], frames[..., 2]
+    cyan = np.clip((np.minimum(g, b) - r) / 204, 0, 1)  # white, black and yellow joints: 0
+    cyan[cyan < 0.25] = 0
+    centre_row, centre_col = spec.render_size[0] / 2, spec.render_size[1] / 2
+    dy, dx = rows[:, None] - centre_row, cols[None, :] - centre_col
+    radius = np.hypot(dx, dy)
+    ring = (radius > 0.2 * _ACROBOT_LINK_PX) & (radius < 0.55 * _ACROBOT_LINK_PX)
+    weights = cyan * ring
+    pixel_area = (rows[1] - rows[0]) * (cols[1] - cols[0])
+    mass = weights.sum(axis=(1, 2))
+    # Mean direction of the ring's cyan pixels, and how concentrated it is (1: all one way).
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ux = (weights * dx / radius).sum(axis=(1, 2)) / mass
+        uy = (weights * dy / radius).sum(axis=(1, 2)) / mass
+    found = (mass * pixel_area >= 0.5 * 0.35 * _ACROBOT_LINK_PX * 0.2 * _ACROBOT_LINK_PX) & (
+        np.hypot(ux, uy) > 0.9
+    )
+    return {"link1_angle_deg": np.where(found, np.degrees(np.arctan2(ux, uy)), np.nan)}
+
+
+# MountainCar-v0's renderer: 600 px for positions -1.2..0.6; the car is a black 40x20 px box
+# standing 10 px above the track, turned by cos(3 x) radians about the middle of its bottom edge.
+_MOUNTAINCAR_PX_PER_UNIT = 600 / 1.8
+_MOUNTAINCAR_MIN_X = -1.2
+
+
+def read_mountaincar(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
+    """The car's position in the simulator's units (-1.2..0.6) per frame.
+
+    The car's body is the only large black area: the track and the flag pole are 1 px lines
+    that fade to light grey at the model's scale, and the wheels are mid grey. The body's centre
+    sits 10 px up its tilted axis from the point the position names; that shift is undone. A car
+    partly off screen (at the left wall) is not found.
+    """
+    frames = frames.astype(np.float32)
+    rows, cols = _render_grid(frames, spec)
+    car = np.clip(1 - frames.max(axis=-1) / 255, 0, 1)
+    car[car < 0.6] = 0  # wheels (128) are 0.5
+    _, col = _centroid(car, rows, cols, min_mass=0.6 * 40 * 20)
+    x = (col - 0.5) / _MOUNTAINCAR_PX_PER_UNIT + _MOUNTAINCAR_MIN_X  # pixel centres: col 0 is 0.5
+    for _ in range(3):  # the body's centre is 10 px along its axis, turned by cos(3 x): solve for x
+        x = (col - 0.5 + 10 * np.sin(np.cos(3 * x))) / _MOUNTAINCAR_PX_PER_UNIT + _MOUNTAINCAR_MIN_X
+    return {"car_x": x}
+
+
+# LunarLander-v3's renderer: 30 px per unit, the lander's x in the observation is
+# (x - 10) / 10 units, i.e. (column - 300) / 300 of the 600 px wide screen.
+def read_lunarlander(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
+    """The lander's x as the observation gives it (-1 left edge, 0 centre, +1 right edge).
+
+    The lander and its legs are the only purple (128, 102, 230): blue far above green, where the
+    exhaust particles (red to white), sky (black), ground (white) and flags (yellow) have none.
+    """
+    frames = frames.astype(np.float32)
+    rows, cols = _render_grid(frames, spec)
+    purple = np.clip((frames[..., 2] - frames[..., 1]) / 128, 0, 1)
+    purple[purple < 0.25] = 0
+    _, col = _centroid(purple, rows, cols, min_mass=100)
+    half = spec.render_size[1] / 2
+    return {"lander_x": (col - half) / half}
+
+
 OBJECT_READERS: dict[str, Callable[[np.ndarray, EnvSpec], dict[str, np.ndarray]]] = {
     "cartpole": read_cartpole,
     "pendulum": read_pendulum,
@@ -159,7 +237,7 @@ OBJECT_READERS: dict[str, Callable[[np.ndarray, EnvSpec], dict[str, np.ndarray]]
 }
 
 # How to compare two readouts: angles wrap around.
-ANGLE_KEYS = {"pole_angle_deg", "rod_angle_deg"}
+ANGLE_KEYS = {"pole_angle_deg", "rod_angle_deg", "link1_angle_deg"}
 
 
 def read_objects(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray] | None:
@@ -185,6 +263,20 @@ def object_pose(frames: np.ndarray, spec: EnvSpec, chunk: int = 2048) -> np.ndar
         fill = values[seen].mean() if seen.any() else 0.0
         columns += [np.where(seen, values, fill), seen.astype(np.float64)]
     return np.stack(columns, axis=1)
+
+
+def object_points(spec: EnvSpec) -> list[list[int]]:
+    """The positions among `object_pose`'s columns: [x column, y column, its in-view flag] for
+    every object read as `<name>_x` and `<name>_y` (Pong's and Breakout's ball)."""
+    if spec.object_reader not in OBJECT_READERS:
+        return []
+    keys = list(read_objects(np.zeros((1, spec.height, spec.width, 3), np.uint8), spec))
+    column = {key: 2 * i for i, key in enumerate(keys)}  # each reading, then its flag
+    return [
+        [column[key], column[key[:-2] + "_y"], column[key] + 1]
+        for key in keys
+        if key.endswith("_x") and key[:-2] + "_y" in column
+    ]
 
 
 def object_errors(pred: dict[str, np.ndarray], true: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

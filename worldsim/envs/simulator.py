@@ -82,6 +82,11 @@ class SimulatorStart:
             )
         return cls(int(match.group(1)), (match.group(2) or "").strip())
 
+    def frames_before(self, spec: EnvSpec, count: int) -> np.ndarray:
+        """The start frame and up to `count` frames played before it, oldest first (H, W, 3)."""
+        prefix = list(parse_actions(self.actions, spec)) if self.actions else []
+        return simulator_frames(spec, self.seed, prefix)[-1 - count :]
+
     def frames(self, spec: EnvSpec, actions=()) -> np.ndarray:
         """Full-size frames from this start on: (T+1, H, W, 3), frame 0 the start frame itself."""
         prefix = list(parse_actions(self.actions, spec)) if self.actions else []

@@ -36,7 +36,7 @@ from torch import nn
 from worldsim.envs.spec import EnvSpec
 from worldsim.models.base import Capabilities, Outcome, PretrainedWorldModel, to_float, to_uint8
 
-CONFIG_FORMAT_VERSION = 3
+CONFIG_FORMAT_VERSION = 4
 
 
 @dataclass
@@ -62,6 +62,16 @@ class LatentConfig:
     # A head that predicts each step's reward and whether the episode has ended (Dream-v0's
     # reward and terminated), from the latents before and after the step.
     outcome: bool = False
+    # The decoder also sees the action that led to the frame: some screens draw it (Pendulum's
+    # torque arrow, CarRacing's steering and gas bars), and a latent stepped by physics alone
+    # (state dynamics) cannot know it.
+    decoder_action: bool = False
+    # Objects the decoder paints where the latent says they are: each [x_dim, y_dim, seen_dim] of
+    # pose dims holding a screen position (the object readers' render pixels) and a 0/1 "in
+    # view". A 1x2-pixel ball is too small for a decoder drawing from a 5x5 grid of features
+    # to place (Pong's ball was drawn in 3% of the frames from its true latents); a map that
+    # peaks at the ball's position, one per point, lets the last convolutions draw it there.
+    points: list[list[int]] = field(default_factory=list)
 
     @property
     def height(self) -> int:
@@ -96,6 +106,9 @@ class LatentConfig:
             raise ValueError(f"height and width must be multiples of 16, got {self.height}x{self.width}")
         if self.dynamics not in DYNAMICS_KINDS:
             raise ValueError(f"dynamics must be one of {sorted(DYNAMICS_KINDS)}, got {self.dynamics!r}")
+        for point in self.points:
+            if len(point) != 3 or not all(isinstance(d, int) and 0 <= d < self.pose_dims for d in point):
+                raise ValueError(f"each of points must be 3 pose dims (x, y, seen) below {self.pose_dims}")
         if self.dynamics == "state" and not (
             0 < self.state_dims == len(self.state_mean) == len(self.state_std)
         ):
@@ -156,6 +169,7 @@ def _upgrade_2_to_3(data: dict) -> dict:
 CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     1: lambda data: data,  # 2 added state dynamics; 1 was all GRU
     2: _upgrade_2_to_3,
+    3: lambda data: data,  # 4 added decoder_action and points (off by default)
 }
 
 
@@ -171,9 +185,12 @@ class LatentState:
     ref: torch.Tensor | None = None
     offset: torch.Tensor | None = None
     prev_z: torch.Tensor | None = None  # the latent before the last step (for the outcome head)
+    action: torch.Tensor | None = None  # the action of the last step (None at the start)
 
-    def next(self, z: torch.Tensor, h: torch.Tensor) -> LatentState:
-        return LatentState(z=z, h=h, ref_z=self.ref_z, ref=self.ref, offset=self.offset, prev_z=self.z)
+    def next(self, z: torch.Tensor, h: torch.Tensor, action: torch.Tensor | None = None) -> LatentState:
+        return LatentState(
+            z=z, h=h, ref_z=self.ref_z, ref=self.ref, offset=self.offset, prev_z=self.z, action=action
+        )
 
 
 class ConvEncoder(nn.Module):
@@ -201,13 +218,15 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """(B, 2 * latent_dim) -> (B, 4, H, W): colours and mask logit, from target and reference z."""
+    """(B, 2 * latent_dim [+ action features]) -> (B, 4, H, W): colours and mask logit, from
+    target and reference z; with points, refined at full resolution by their position maps."""
 
     def __init__(self, config: LatentConfig):
         super().__init__()
         c0, c1, c2 = config.channels
         self.grid = (c2, config.height // 16, config.width // 16)
-        self.project = nn.Linear(2 * config.latent_dim, math.prod(self.grid))
+        inputs = 2 * config.latent_dim + (config.num_actions if config.decoder_action else 0)
+        self.project = nn.Linear(inputs, math.prod(self.grid))
         self.net = nn.Sequential(
             nn.SiLU(),
             nn.Conv2d(c2, c2, 3, padding=1),
@@ -225,9 +244,20 @@ class ConvDecoder(nn.Module):
         )
         with torch.no_grad():  # start as "copy the reference": mask logits (channels 48..63) at -4
             self.net[-2].bias[48:].fill_(-4.0)
+        # Points: two maps each (where the object is in the frame drawn, and in the reference,
+        # to paint it over), read with the coarse output by two small full-resolution convs.
+        self.refine = None
+        if config.points:
+            maps = 2 * len(config.points)
+            self.refine = nn.Sequential(
+                nn.Conv2d(4 + maps, 16, 3, padding=1), nn.SiLU(), nn.Conv2d(16, 4, 3, padding=1)
+            )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(self.project(z).view(-1, *self.grid))
+    def forward(self, z: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.net(self.project(z).view(-1, *self.grid))
+        if self.refine is not None:
+            out = out + self.refine(torch.cat([out, maps.to(out.dtype)], dim=1))
+        return out
 
 
 def action_embedding(config: LatentConfig) -> nn.Module:
@@ -240,6 +270,44 @@ def action_embedding(config: LatentConfig) -> nn.Module:
 def embed_actions(embedding: nn.Module, actions: torch.Tensor) -> torch.Tensor:
     """(B,) int64 discrete or (B, D) continuous actions -> (B, action_embed_dim)."""
     return embedding(actions if isinstance(embedding, nn.Embedding) else actions.float())
+
+
+def action_features(config: LatentConfig, actions: torch.Tensor | None, batch: int, device) -> torch.Tensor:
+    """What the decoder sees of the action that led to a frame: one-hot for discrete actions,
+    the values for continuous ones; zeros where there was none (a start frame; in a batch, a
+    discrete action of -1)."""
+    if actions is None:
+        return torch.zeros(batch, config.num_actions, device=device)
+    if config.action_kind == "discrete":
+        actions = actions.long()
+        return F.one_hot(actions.clamp_min(0), config.num_actions).float() * (actions >= 0)[:, None]
+    return actions.float()
+
+
+# Width (model pixels) of the peak each point's map has: a ball is 1-2 pixels across.
+POINT_SIGMA = 0.75
+
+
+def point_maps(config: LatentConfig, z: torch.Tensor) -> torch.Tensor:
+    """(B, Z) latents -> (B, P, H, W): per point, a Gaussian peak at the position its pose dims
+    hold, scaled by how surely it is in view (0 where it is not)."""
+    spec = config.env
+    mean = torch.tensor(config.pose_mean, device=z.device, dtype=z.dtype)
+    std = torch.tensor(config.pose_std, device=z.device, dtype=z.dtype)
+    pose = z[:, : config.pose_dims] * std + mean
+    render_h, render_w = spec.render_size
+    top, left = spec.crop.top * render_h, spec.crop.left * render_w
+    row_scale = config.height / ((spec.crop.bottom - spec.crop.top) * render_h)
+    col_scale = config.width / ((spec.crop.right - spec.crop.left) * render_w)
+    rows = torch.arange(config.height, device=z.device, dtype=z.dtype)[None, :, None]
+    cols = torch.arange(config.width, device=z.device, dtype=z.dtype)[None, None, :]
+    maps = []
+    for x_dim, y_dim, seen_dim in config.points:
+        col = ((pose[:, x_dim] - left) * col_scale - 0.5)[:, None, None]
+        row = ((pose[:, y_dim] - top) * row_scale - 0.5)[:, None, None]
+        seen = pose[:, seen_dim].clamp(0, 1)[:, None, None]
+        maps.append(seen * torch.exp(-((rows - row) ** 2 + (cols - col) ** 2) / (2 * POINT_SIGMA**2)))
+    return torch.stack(maps, dim=1)
 
 
 class LatentDynamics(nn.Module):
@@ -262,7 +330,7 @@ class LatentDynamics(nn.Module):
     def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
         """actions: (B,) int64 for discrete, (B, D) float for continuous."""
         h = self.cell(torch.cat([state.z, embed_actions(self.embed_action, actions)], dim=1), state.h)
-        return state.next(z=state.z + self.delta(h), h=h)
+        return state.next(z=state.z + self.delta(h), h=h, action=actions)
 
 
 def context_features(context: torch.Tensor) -> torch.Tensor:
@@ -317,7 +385,7 @@ class StateDynamics(nn.Module):
 
     def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
         s = state.h + self.transition(torch.cat([state.h, embed_actions(self.embed_action, actions)], dim=1))
-        return state.next(z=state.offset + self.readout(s), h=s)
+        return state.next(z=state.offset + self.readout(s), h=s, action=actions)
 
 
 DYNAMICS_KINDS = {"gru": LatentDynamics, "state": StateDynamics}
@@ -380,13 +448,25 @@ class LatentWorldModel(PretrainedWorldModel):
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         return self.encoder(frames)
 
-    def decode(self, z: torch.Tensor, ref_z: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        """Draw the frame of latent z over the reference frame `ref` (whose latent is ref_z)."""
-        return composite(*self.decode_parts(z, ref_z), ref)
+    def decode(
+        self, z: torch.Tensor, ref_z: torch.Tensor, ref: torch.Tensor, action: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Draw the frame of latent z over the reference frame `ref` (whose latent is ref_z);
+        `action` is the one that led to the frame (models with decoder_action draw it)."""
+        return composite(*self.decode_parts(z, ref_z, action), ref)
 
-    def decode_parts(self, z: torch.Tensor, ref_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_parts(
+        self, z: torch.Tensor, ref_z: torch.Tensor, action: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The decoder's colours (B, 3, H, W) and mask in [0, 1] (B, 1, H, W) before compositing."""
-        out = self.decoder(torch.cat([z, ref_z], dim=1))
+        config = self.config
+        inputs = [z, ref_z]
+        if config.decoder_action:
+            inputs.append(action_features(config, action, len(z), z.device).to(z.dtype))
+        maps = None
+        if config.points:
+            maps = torch.cat([point_maps(config, z.float()), point_maps(config, ref_z.float())], dim=1)
+        out = self.decoder(torch.cat(inputs, dim=1), maps)
         return out[:, :3], torch.sigmoid(out[:, 3:4])
 
     def start(self, frames: torch.Tensor, sample: bool = False) -> LatentState:
@@ -417,7 +497,7 @@ class LatentWorldModel(PretrainedWorldModel):
 
     def render_float(self, state: LatentState) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1]: what training scores."""
-        return self.decode(state.z, state.ref_z, state.ref).clamp(0, 1)
+        return self.decode(state.z, state.ref_z, state.ref, state.action).clamp(0, 1)
 
     def render_many(self, states: list[LatentState]) -> torch.Tensor:
         """One decoder pass for all the states: uint8 (T, B, h, w, 3)."""
@@ -425,7 +505,9 @@ class LatentWorldModel(PretrainedWorldModel):
         z = torch.cat([s.z for s in states])  # (T*B, Z), time-major
         ref_z = states[0].ref_z.repeat(t, 1)
         ref = states[0].ref.repeat(t, 1, 1, 1)
-        return to_uint8(self.decode(z, ref_z, ref).clamp(0, 1).view(t, b, *ref.shape[1:]))
+        stepped = all(s.action is not None for s in states)
+        action = torch.cat([s.action for s in states]) if stepped else None
+        return to_uint8(self.decode(z, ref_z, ref, action).clamp(0, 1).view(t, b, *ref.shape[1:]))
 
     def outcome_logits(self, prev_z: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(reward (B,), episode-ended logit (B,)) of the step from prev_z to z."""
@@ -452,7 +534,8 @@ class LatentWorldModel(PretrainedWorldModel):
 
     @torch.inference_mode()
     def redraw(self, frames: np.ndarray) -> np.ndarray:
-        """Each frame decoded from its own latent over frame 0, as a rollout draws over its start."""
+        """Each frame decoded from its own latent over frame 0, as a rollout draws over its start
+        (with no action: where a model draws the action, the frames alone do not say it)."""
         video = to_float(torch.tensor(frames, device=self.device))
         b, t = video.shape[:2]
         z = self.encode(video.flatten(0, 1)).view(b, t, -1)

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from worldsim.data.collect import EpisodeData, read_spec
 from worldsim.data.dataset import load_any_episodes
 from worldsim.envs.builtin import get_spec
-from worldsim.envs.objects import object_pose
+from worldsim.envs.objects import object_points, object_pose
 from worldsim.envs.spec import EnvSpec, spec_name
 from worldsim.evaluation.familiarity import calibrate, save_calibration
 from worldsim.evaluation.metrics import psnr
@@ -78,6 +78,11 @@ class TrainConfig:
     # paddle at all (the decoder drew the mean frame); the positions read from the frames do.
     frame_poses: bool = False  # supervise z with object positions read from frames (worldsim.objects)
     max_reference_gap: int = 60  # steps between the frame drawn and the reference it is drawn over
+    # The decoder sees the action that led to each frame (screens that draw it: Pendulum's torque
+    # arrow, CarRacing's bars), and paints objects read as positions where their pose dims say
+    # (Pong's ball); see LatentConfig.decoder_action and .points.
+    decoder_action: bool = False
+    object_points: bool = False  # needs frame_poses: the positions are the object readers'
     # stage 2: latent dynamics
     dynamics_steps: int = 6000  # optimizer steps of stage 2
     dynamics_batch_size: int = 64  # windows per step
@@ -203,6 +208,8 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             pose_dims=0 if poses is None else poses.shape[1],
             pose_mean=[] if poses is None else poses.mean(0).tolist(),
             pose_std=[] if poses is None else (poses.std(0) + 1e-6).tolist(),
+            decoder_action=config.decoder_action,
+            points=object_points(spec) if config.object_points and config.frame_poses else [],
         )
         model = LatentWorldModel(model_config).to(config.device)
         record = {"commands": [command]}
@@ -367,6 +374,7 @@ def train_autoencoder(
     )
     val_target = rng.choice(val_frames, size=min(512, len(val_frames)), replace=False)
     val_pairs = (val_target, reference_frames(data, val_target, config.max_reference_gap, rng))
+    incoming = incoming_actions(model, data)
 
     def batch_loss() -> torch.Tensor:
         target = rng.choice(train_frames, size=config.batch_size)
@@ -376,7 +384,7 @@ def train_autoencoder(
             z = model.encode(frames)  # targets, then references: one batch
             z_target, z_ref = z.chunk(2)
             ref = frames[len(target) :]
-            colours, mask = model.decode_parts(z_target, z_ref)
+            colours, mask = model.decode_parts(z_target, z_ref, incoming(target))
             recon = composite(colours, mask, ref)
         target_frames = frames[: len(target)]
         loss = weighted_frame_loss(recon.float(), target_frames, ref)
@@ -446,6 +454,19 @@ def reference_frames(
     return np.maximum(target - gap, data.episode_starts[episode])
 
 
+def incoming_actions(model: LatentWorldModel, data: EpisodeData):
+    """frame indices -> the actions that led to those frames, as `model.decode` takes them (an
+    episode's first frame has none: -1 for discrete actions, zeros for continuous ones), or None
+    for models that do not draw actions."""
+    if not model.config.decoder_action:
+        return lambda index: None
+    actions = torch.from_numpy(data.actions).to(next(model.parameters()).device)
+    none = -1 if model.config.action_kind == "discrete" else 0
+    before = torch.cat([torch.full_like(actions[:1], none), actions[:-1]])  # frame t: action t-1
+    before[torch.from_numpy(data.episode_starts)] = none
+    return lambda index: before[torch.as_tensor(index, device=before.device)]
+
+
 @torch.no_grad()
 def evaluate_autoencoder(model, data, poses, pairs, config) -> dict:
     """Reconstruction PSNR over the reference, next to the PSNR of the reference itself (copy)."""
@@ -454,7 +475,8 @@ def evaluate_autoencoder(model, data, poses, pairs, config) -> dict:
     ref = to_float(torch.from_numpy(data.frames[reference])).to(config.device)
     with _autocast(config):
         z_target, z_ref = model.encode(torch.cat([frames, ref])).chunk(2)
-        recon = model.decode(z_target, z_ref, ref).float().clamp(0, 1)
+        drawn = model.decode(z_target, z_ref, ref, incoming_actions(model, data)(target))
+        recon = drawn.float().clamp(0, 1)
     result = {"psnr": float(psnr(recon, frames).mean()), "copy_psnr": float(psnr(ref, frames).mean())}
     if poses is not None:
         result["pose_rmse"] = float(pose_loss(z_target.float(), poses[target].to(z_target.device)).sqrt())
@@ -573,7 +595,7 @@ def train_dynamics(
         predicted = unroll_latents(model, context, window_actions)
         loss = windows.latent_loss(predicted, targets, weight, log_steps=config.log_step_loss)
         if pixels:
-            loss = loss + pixel_loss(model, data, anchors, context, predicted, config, rng)
+            loss = loss + pixel_loss(model, data, anchors, context, predicted, window_actions, config, rng)
         if states is not None:
             loss = loss + state_losses(
                 model, windows, states, anchors, context, window_actions, targets, weight
@@ -605,6 +627,7 @@ def pixel_loss(
     anchors: np.ndarray,
     context: torch.Tensor,
     predicted: torch.Tensor,
+    actions: torch.Tensor,
     config: TrainConfig,
     rng: np.random.Generator,
 ) -> torch.Tensor:
@@ -614,8 +637,8 @@ def pixel_loss(
     step = rng.integers(0, min(config.pixel_horizon, predicted.shape[1]), size=size)
     frames = data.frames[np.concatenate([anchors, anchors + 1 + step])]
     reference, truth = to_float(torch.from_numpy(frames)).to(predicted.device).chunk(2)
-    z = predicted[torch.arange(size), torch.from_numpy(step)]
-    drawn = model.decode(z, context[:, -1], reference).clamp(0, 1)
+    rows, step = torch.arange(size), torch.from_numpy(step)
+    drawn = model.decode(predicted[rows, step], context[:, -1], reference, actions[rows, step]).clamp(0, 1)
     # + 1e-6: a frame drawn to 60 dB counts as perfect, so no frame's log can run away.
     return torch.log(((drawn - truth) ** 2).mean(dim=(1, 2, 3)) + 1e-6).mean()
 
@@ -669,7 +692,8 @@ def evaluate_dynamics(model, windows: Windows, states: torch.Tensor | None, conf
     ref = val_frames[:, 0]
     for horizon in (1, 5, 10, config.unroll):
         if horizon <= config.unroll:
-            frames = model.decode(predicted[:, horizon - 1], context[:, -1], ref).clamp(0, 1)
+            frames = model.decode(predicted[:, horizon - 1], context[:, -1], ref, actions[:, horizon - 1])
+            frames = frames.clamp(0, 1)
             truth = val_frames[:, horizon]
             result[f"psnr_h{horizon}"] = float(psnr(frames, truth).mean())
             result[f"copy_h{horizon}"] = float(psnr(ref, truth).mean())
