@@ -158,3 +158,37 @@ def test_ball_recall_bar_is_for_the_rows_after_warm_up_where_there_are_some():
     breakout = check_bars({"random": _ball(0.5), "script": _ball(0.9)})
     assert breakout[4].startswith("FAIL random ball recall h=5..60: 0.50 (bar: >= 0.80)")
     assert breakout[9].startswith("PASS script ball recall h=5..60: 0.90 (bar: >= 0.80)")
+
+
+def test_results_md_is_written_from_the_saved_evaluations(tmp_path):
+    """results.md summarises every model's saved eval: a row per policy with its PSNR, bars, ball
+    recall and action following, and the agent-in-dream table where a controller played."""
+    import json
+
+    from worldsim.evaluation.evaluate import write_results
+
+    steps = 61
+    curves = {"psnr": [30.0] * steps, "psnr_copy": [25.0] * steps, "edge_ratio": [1.0] * steps}
+    agent = {
+        "controller": "a balancer",
+        "real": {"mean_length": 300.0, "mean_return": 300.0},
+        "dream": {"mean_length": 95.8, "mean_return": 89.8},
+        "summary": "It lasts 300.0 steps in reality and 95.8 in the dream.",
+    }
+    for name, extra in (("alpha", {"agent": agent}), ("beta", {})):
+        metrics = {
+            "episodes_per_policy": 20,
+            "horizon": 60,
+            "per_step": {"random": curves, "script": {**curves, "psnr": [20.0] * steps}},
+            "following": {"accuracy": 0.975, "counted": 40},
+            **extra,
+        }
+        (tmp_path / f"eval_{name}.json").write_text(json.dumps(metrics))
+    text = write_results(tmp_path, ["alpha", "beta"])
+    assert text == (tmp_path / "results.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| [")]
+    assert len(rows) == 4 and all("98% of 40" in row for row in rows)
+    assert "| 30.0 / 25.0 |" in rows[0] and "| yes |" in rows[0]
+    assert "| 20.0 / 25.0 |" in rows[1] and "| no |" in rows[1]
+    assert "| alpha | a balancer | 300.0 / 300.00 | 95.8 / 89.80 |" in text
+    assert "beta |" not in text.split("## An agent in the dream")[1]

@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--update-card", action="store_true", help="write metrics into the checkpoint's card"
     )
     evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument(
+        "--results-only",
+        action="store_true",
+        help="with --all: rewrite <out>/results.md from the saved eval_<name>.json, evaluating nothing",
+    )
 
     agent = commands.add_parser(
         "agent", help="a scripted controller's score in the dream and in the real env, same seeds"
@@ -239,9 +244,13 @@ def _run(args: argparse.Namespace, command: str) -> int:
         from worldsim.evaluation.evaluate import evaluate_model
 
         if args.all:
-            from worldsim.evaluation.evaluate import evaluate_all
+            from worldsim.evaluation.evaluate import evaluate_all, write_results
+            from worldsim.models.checkpoint import shipped_checkpoints
 
-            print(evaluate_all(args.episodes, args.horizon, Path(args.out), args.update_card))
+            if args.results_only:
+                print(write_results(Path(args.out), list(shipped_checkpoints())))
+            else:
+                print(evaluate_all(args.episodes, args.horizon, Path(args.out), args.update_card))
         else:
             evaluate_model(
                 args.model, args.episodes, args.horizon, Path(args.out), args.update_card, args.device

@@ -244,6 +244,12 @@ def eval_line(folder: Path) -> tuple[str, str] | None:
         f"{horizon} steps ahead scores {model:.1f} dB PSNR against the simulator; copying the start "
         f"frame scores {copy:.1f} dB."
     )
+    following = metrics.get("following") or {}
+    if following.get("accuracy") is not None:
+        long += (
+            f" Holding a key moves its {str(following.get('object', 'object')).replace('_', ' ')} the "
+            f"way the simulator's moves in {following['accuracy']:.0%} of {following['counted']} tries."
+        )
     return short, long
 
 

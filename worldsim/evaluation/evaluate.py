@@ -239,11 +239,22 @@ def evaluate_model(
 
 
 def evaluate_all(episodes: int, horizon: int, out: Path, update_cards: bool = False) -> str:
-    """Evaluate every shipped checkpoint and write `out`/results.md: one summary row per model and
-    policy (PSNR model / copy per horizon), linking each model's full table and plot."""
+    """Evaluate every shipped checkpoint, then write `out`/results.md (see `write_results`)."""
     from worldsim.models.checkpoint import CHECKPOINTS_DIR
 
     names = sorted(p.parent.name for p in CHECKPOINTS_DIR.glob("*/config.json"))
+    for name in names:
+        evaluate_model(name, episodes, horizon, out, update_cards)
+    return write_results(out, names)
+
+
+def write_results(out: Path, names: list[str]) -> str:
+    """`out`/results.md from the models' saved evaluations (`out`/eval_<name>.json): one summary
+    row per model and policy (PSNR model / copy per horizon), linking each model's full table and
+    plot, then the agents in the dream."""
+    evaluations = {name: json.loads((out / f"eval_{name}.json").read_text()) for name in names}
+    episodes = max(m["episodes_per_policy"] for m in evaluations.values())
+    horizon = max(m["horizon"] for m in evaluations.values())
     horizons = [h for h in REPORT_HORIZONS if h <= horizon]
     lines = [
         "# Results: every shipped model against the simulator",
@@ -264,7 +275,7 @@ def evaluate_all(episodes: int, horizon: int, out: Path, update_cards: bool = Fa
     ]
     agents = []
     for name in names:
-        metrics = evaluate_model(name, episodes, horizon, out, update_cards)
+        metrics = evaluations[name]
         if metrics.get("agent"):
             agents.append((name, metrics["agent"]))
         following = following_cell(metrics.get("following"))
