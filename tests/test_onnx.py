@@ -32,7 +32,7 @@ def tiny_model(env: str, **overrides) -> LatentWorldModel:
         ("cartpole", {"outcome": True}),  # discrete actions, GRU dynamics, reward and episode end
         ("pendulum", {"dynamics": "state", "state_dims": 3, "state_mean": [0] * 3, "state_std": [1] * 3}),
         ("pendulum", {"decoder_action": True}),  # the decoder draws the step's action
-        # a ball painted at its coordinates, moving on at its velocity: the state carries prev_z
+        # a ball painted at its coordinates
         ("pong", {"pose_dims": 6, "pose_mean": [80.0] * 6, "pose_std": [30.0] * 6, "points": [[2, 4, 3]]}),
     ],
 )

@@ -184,7 +184,7 @@ class LatentState:
     ref_z: torch.Tensor | None = None
     ref: torch.Tensor | None = None
     offset: torch.Tensor | None = None
-    prev_z: torch.Tensor | None = None  # the latent of the frame before (outcome head, points)
+    prev_z: torch.Tensor | None = None  # the latent before the last step (for the outcome head)
     action: torch.Tensor | None = None  # the action of the last step (None at the start)
 
     def next(self, z: torch.Tensor, h: torch.Tensor, action: torch.Tensor | None = None) -> LatentState:
@@ -311,12 +311,7 @@ def point_maps(config: LatentConfig, z: torch.Tensor) -> torch.Tensor:
 
 
 class LatentDynamics(nn.Module):
-    """GRU over latents: K context latents -> h; (z_t, a_t, h_t) -> (z_{t+1}, h_{t+1}).
-
-    Points (LatentConfig.points) move on by themselves: their position dims step by the velocity
-    the last two latents show, and the GRU adds only what changes it (a bounce, a serve). A ball
-    flies in straight lines between bounces; a GRU left to learn that from scratch got its
-    velocity wrong from the first step (Pong: 3 pixels off after 2 steps, 7 after 10)."""
+    """GRU over latents: K context latents -> h; (z_t, a_t, h_t) -> (z_{t+1}, h_{t+1})."""
 
     def __init__(self, config: LatentConfig):
         super().__init__()
@@ -326,43 +321,16 @@ class LatentDynamics(nn.Module):
         self.init = nn.Sequential(nn.Linear(config.context_frames * z, hidden), nn.Tanh())
         self.cell = nn.GRUCell(z + config.action_embed_dim, hidden)
         self.delta = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, z))
-        moving = seen = None  # 1 on the position dims of points / on their in-view dims
-        if config.points:
-            moving, seen = torch.zeros(z), torch.zeros(z)
-            for x, y, in_view in config.points:
-                moving[[x, y]] = 1
-                seen[[x, y]] = in_view  # each position dim's in-view dim (a gather index)
-        seen_zero = seen_one = None  # in-view dims are normalised: their 0 and 1 in latent units
-        if config.points:
-            mean, std = torch.tensor(config.pose_mean), torch.tensor(config.pose_std)
-            seen = seen.long()
-            seen_zero, seen_one = (-mean / std)[seen], ((1 - mean) / std)[seen]
-        self.register_buffer("moving", moving, persistent=False)
-        self.register_buffer("seen_dim", seen, persistent=False)
-        self.register_buffer("seen_zero", seen_zero, persistent=False)
-        self.register_buffer("seen_one", seen_one, persistent=False)
-
-    def _in_view(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, Z) -> (B, Z): per position dim, how surely its point is in view (0..1)."""
-        seen = z[:, self.seen_dim]
-        return ((seen - self.seen_zero) / (self.seen_one - self.seen_zero)).clamp(0, 1)
 
     def start(self, context: torch.Tensor, noise: torch.Tensor | None = None) -> LatentState:
         """context (B, K, Z), oldest first -> state at the last context frame. A GRU does not
         sample: `noise` is ignored."""
-        before = context[:, -2] if context.shape[1] > 1 else context[:, -1]
-        return LatentState(z=context[:, -1], h=self.init(context_features(context)), prev_z=before)
+        return LatentState(z=context[:, -1], h=self.init(context_features(context)))
 
     def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
         """actions: (B,) int64 for discrete, (B, D) float for continuous."""
         h = self.cell(torch.cat([state.z, embed_actions(self.embed_action, actions)], dim=1), state.h)
-        delta = self.delta(h)
-        if self.moving is not None and state.prev_z is not None:
-            # Only a point in view in both latents has a velocity: one that appears or vanishes
-            # jumps from or to the mean position, which is no motion.
-            shown = self._in_view(state.z) * self._in_view(state.prev_z)
-            delta = delta + (state.z - state.prev_z) * self.moving * shown
-        return state.next(z=state.z + delta, h=h, action=actions)
+        return state.next(z=state.z + self.delta(h), h=h, action=actions)
 
 
 def context_features(context: torch.Tensor) -> torch.Tensor:

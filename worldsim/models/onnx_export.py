@@ -3,7 +3,7 @@ per step), and the check that the graphs draw what torch draws.
 
     start.onnx   context uint8 (1, K, h, w, 3), K = model.context_frames, oldest first
                  -> the state: float32 tensors, one output per part (latent kind: z, h, ref_z,
-                    ref, offset; models with points also prev_z)
+                    ref, offset)
     step.onnx    the state (inputs named as start's outputs) and `action` ((1,) int64 discrete,
                  (1, D) float32 continuous)
                  -> `<part>_next` for every part the step changes (the others stay as they are),
@@ -47,12 +47,6 @@ STATE_PARTS = ("z", "h", "ref_z", "ref", "offset")  # the latent kind's state, a
 CHANGING_PARTS = ("z", "h")  # what a step changes; the rest is fixed for a game
 
 
-def moves_points(model) -> bool:
-    """Models with points also carry the latent before the last step (`prev_z`): their objects
-    move on at the velocity the two show."""
-    return bool(model.config.points)
-
-
 # --- The latent kind's graphs -----------------------------------------------------------------
 
 
@@ -73,8 +67,6 @@ class LatentStart(nn.Module):
     def forward(self, context: torch.Tensor):
         state = self.model.start_float(_as_float(context))
         offset = torch.zeros_like(state.z) if state.offset is None else state.offset
-        if moves_points(self.model):
-            return state.z, state.h, state.ref_z, state.ref, offset, state.prev_z
         return state.z, state.h, state.ref_z, state.ref, offset
 
 
@@ -87,27 +79,15 @@ class LatentStep(nn.Module):
         self.model = model
 
     def forward(self, z, h, ref_z, ref, offset, action):
-        return self.step(z, h, ref_z, ref, offset, None, action)
-
-    def step(self, z, h, ref_z, ref, offset, prev_z, action):
         from worldsim.models.latent import LatentState
 
-        state = LatentState(z=z, h=h, ref_z=ref_z, ref=ref, offset=offset, prev_z=prev_z)
-        state = self.model.step(state, action)
+        state = self.model.step(LatentState(z=z, h=h, ref_z=ref_z, ref=ref, offset=offset, prev_z=z), action)
         image = self.model.render_float(state)[0].permute(1, 2, 0)  # (h, w, 3)
         frame = (image * 255).round().clamp(0, 255).to(torch.uint8)
-        changed = (state.z, state.h) if prev_z is None else (state.z, state.h, z)  # z: the next prev_z
         if self.model.outcome_head is None:
-            return (*changed, frame)
+            return state.z, state.h, frame
         reward, ended = self.model.outcome_logits(z, state.z)
-        return (*changed, frame, reward.float(), ended > 0)
-
-
-class LatentStepMovingPoints(LatentStep):
-    """LatentStep for models with points: `prev_z` is part of the state (-> `prev_z_next`)."""
-
-    def forward(self, z, h, ref_z, ref, offset, prev_z, action):
-        return self.step(z, h, ref_z, ref, offset, prev_z, action)
+        return state.z, state.h, frame, reward.float(), ended > 0
 
 
 def example_inputs(model) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,15 +131,10 @@ def export_latent(model, folder: str | Path) -> list[Path]:
     context, action = example_inputs(model)
     with torch.no_grad():
         state = LatentStart(model)(context)
-    parts, changing = list(STATE_PARTS), list(CHANGING_PARTS)
-    step = LatentStep(model)
-    if moves_points(model):
-        parts, changing, step = [*parts, "prev_z"], [*changing, "prev_z"], LatentStepMovingPoints(model)
-    outputs = [f"{part}_next" for part in changing] + ["frame"]
-    outputs += ["reward", "terminated"] if model.outcome_head else []
+    outputs = ["z_next", "h_next", "frame"] + (["reward", "terminated"] if model.outcome_head else [])
     graphs = [
-        (LatentStart(model).eval(), (context,), ["context"], parts, folder / START_FILE),
-        (step.eval(), (*state, action), [*parts, "action"], outputs, folder / STEP_FILE),
+        (LatentStart(model).eval(), (context,), ["context"], list(STATE_PARTS), folder / START_FILE),
+        (LatentStep(model).eval(), (*state, action), [*STATE_PARTS, "action"], outputs, folder / STEP_FILE),
     ]
     metadata = {
         "worldsim.weights_sha256": weights_digest(model.state_dict()),
