@@ -109,10 +109,10 @@ def test_script_policy_holds_discrete_actions_for_one_to_ten_steps(env):
 
 
 def test_ball_recall_counts_a_ball_within_three_model_pixels_and_misses_a_lost_one():
-    from worldsim.evaluation.evaluate import ball_recall, model_pixel_size
+    from worldsim.evaluation.evaluate import ball_recall
 
     spec = get_spec("pong")
-    row_px, col_px = model_pixel_size(spec)
+    *_, row_px, col_px = spec.view_in_render()
     assert abs(row_px - 2) < 0.01 and col_px == 2  # one model pixel: 2x2 Atari pixels
     true = {"ball_x": np.array([50.0, 50.0, 50.0, 50.0, np.nan]), "ball_y": np.full(5, 100.0)}
     # Episodes (one step each): on the ball, 2.5 model px off, 4 model px off, no ball drawn,

@@ -48,15 +48,11 @@ def read_cartpole(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
     return {"cart_x": cart_x, "pole_angle_deg": np.where(found, angle, np.nan)}
 
 
-def _render_grid(frames: np.ndarray, spec: EnvSpec) -> tuple[np.ndarray, np.ndarray]:
+def render_grid(frames: np.ndarray, spec: EnvSpec) -> tuple[np.ndarray, np.ndarray]:
     """Row and column centres of model pixels in the rendered frame's pixel coordinates."""
     h, w = frames.shape[1:3]
-    render_h, render_w = spec.render_size
-    top, bottom = spec.crop.top * render_h, spec.crop.bottom * render_h
-    left, right = spec.crop.left * render_w, spec.crop.right * render_w
-    rows = top + (np.arange(h) + 0.5) * (bottom - top) / h
-    cols = left + (np.arange(w) + 0.5) * (right - left) / w
-    return rows, cols
+    top, left, row_step, col_step = spec.view_in_render(h, w)
+    return top + (np.arange(h) + 0.5) * row_step, left + (np.arange(w) + 0.5) * col_step
 
 
 def _centroid(
@@ -81,7 +77,7 @@ def read_pendulum(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
     short, faded rod counts as not found: that is the collapse the evaluation looks for.
     """
     frames = frames.astype(np.float32)
-    rows, cols = _render_grid(frames, spec)
+    rows, cols = render_grid(frames, spec)
     red = np.clip((frames[..., 0] - frames[..., 1]) / 127, 0, 1)
     red[red < 0.25] = 0
     row, col = _centroid(red, rows, cols, min_mass=0.5 * 114 * 23)
@@ -99,7 +95,7 @@ def read_breakout(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
     is read below the bricks (rows 94-188): inside the brick rows it counts as not found.
     """
     frames = frames.astype(np.float32)
-    rows, cols = _render_grid(frames, spec)
+    rows, cols = render_grid(frames, spec)
     red = np.clip((frames[..., 0] - frames[..., 1]) / 128, 0, 1)  # paddle/ball 128; bricks <= 128
     red[red < 0.25] = 0
     paddle_rows = (rows > 188.5) & (rows < 196)
@@ -115,7 +111,7 @@ def read_breakout(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
 def read_pong(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
     """The player's (right, green) paddle row and the ball position, in Atari screen pixels."""
     frames = frames.astype(np.float32)
-    rows, cols = _render_grid(frames, spec)
+    rows, cols = render_grid(frames, spec)
     r, g, b = frames[..., 0], frames[..., 1], frames[..., 2]
     # Green paddle (92, 186, 92): the only colour with green above red; court (144, 72, 17).
     green = np.clip((g - r) / 94, 0, 1)
@@ -136,7 +132,7 @@ def read_carracing(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
     in pixels of the 96x96 view (the camera follows the car, so the car is always at column 48,
     rows 66-77). NaN where the car or the road ahead is not found."""
     frames = frames.astype(np.float32)
-    rows, cols = _render_grid(frames, spec)
+    rows, cols = render_grid(frames, spec)
     r, g = frames[..., 0], frames[..., 1]
     # Road: grey, about 100-110 in every channel; grass has green ~100 above red.
     road = np.clip(1 - np.abs(g - r) / 30, 0, 1) * ((r > 70) & (r < 140))
@@ -165,7 +161,7 @@ def read_acrobot(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
     where its pixels do not point one way, the reading is NaN rather than a biased angle.
     """
     frames = frames.astype(np.float32)
-    rows, cols = _render_grid(frames, spec)
+    rows, cols = render_grid(frames, spec)
     r, g, b = frames[..., 0], frames[..., 1], frames[..., 2]
     cyan = np.clip((np.minimum(g, b) - r) / 204, 0, 1)  # white, black and yellow joints: 0
     cyan[cyan < 0.25] = 0
@@ -201,7 +197,7 @@ def read_mountaincar(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]
     partly off screen (at the left wall) is not found.
     """
     frames = frames.astype(np.float32)
-    rows, cols = _render_grid(frames, spec)
+    rows, cols = render_grid(frames, spec)
     car = np.clip(1 - frames.max(axis=-1) / 255, 0, 1)
     car[car < 0.6] = 0  # wheels (128) are 0.5
     _, col = _centroid(car, rows, cols, min_mass=0.6 * 40 * 20)
@@ -220,7 +216,7 @@ def read_lunarlander(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]
     exhaust particles (red to white), sky (black), ground (white) and flags (yellow) have none.
     """
     frames = frames.astype(np.float32)
-    rows, cols = _render_grid(frames, spec)
+    rows, cols = render_grid(frames, spec)
     purple = np.clip((frames[..., 2] - frames[..., 1]) / 128, 0, 1)
     purple[purple < 0.25] = 0
     _, col = _centroid(purple, rows, cols, min_mass=100)

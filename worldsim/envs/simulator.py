@@ -82,12 +82,15 @@ class SimulatorStart:
             )
         return cls(int(match.group(1)), (match.group(2) or "").strip())
 
+    def played(self, spec: EnvSpec) -> list:
+        """The actions played after the reset to reach the start frame."""
+        return list(parse_actions(self.actions, spec)) if self.actions else []
+
     def frames_before(self, spec: EnvSpec, count: int) -> np.ndarray:
         """The start frame and up to `count` frames played before it, oldest first (H, W, 3)."""
-        prefix = list(parse_actions(self.actions, spec)) if self.actions else []
-        return simulator_frames(spec, self.seed, prefix)[-1 - count :]
+        return simulator_frames(spec, self.seed, self.played(spec))[-1 - count :]
 
     def frames(self, spec: EnvSpec, actions=()) -> np.ndarray:
         """Full-size frames from this start on: (T+1, H, W, 3), frame 0 the start frame itself."""
-        prefix = list(parse_actions(self.actions, spec)) if self.actions else []
+        prefix = self.played(spec)
         return simulator_frames(spec, self.seed, prefix + list(actions))[len(prefix) :]

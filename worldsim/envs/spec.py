@@ -123,6 +123,21 @@ class EnvSpec:
     # "down" (arrows or WASD) and "space"; values are action text, e.g. "fire" or "[0,1,0]".
     play_keys: dict[str, str] = field(default_factory=dict)
 
+    def view_in_render(
+        self, height: int | None = None, width: int | None = None
+    ) -> tuple[float, float, float, float]:
+        """(top, left, row_step, col_step): where the model's view (height x width, by default the
+        spec's) lies in the rendered frame: the crop's top-left corner in render pixels, and the
+        render pixels one view pixel spans. Object readers speak render pixels (Atari screen
+        pixels); the model and the bars on it speak view pixels."""
+        render_h, render_w = self.render_size
+        return (
+            self.crop.top * render_h,
+            self.crop.left * render_w,
+            (self.crop.bottom - self.crop.top) * render_h / (height or self.height),
+            (self.crop.right - self.crop.left) * render_w / (width or self.width),
+        )
+
     @property
     def num_actions(self) -> int:
         """Discrete: number of actions. Continuous: action dimensions."""

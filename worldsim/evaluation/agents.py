@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from worldsim.data.collect import EVAL_SEED_START, POLICIES
 from worldsim.envs.actions import parse_actions
-from worldsim.envs.objects import _render_grid, read_cartpole, read_pong
+from worldsim.envs.objects import read_cartpole, read_pong, render_grid
 from worldsim.envs.simulator import Simulator
 from worldsim.envs.spec import EnvSpec, preprocess
 from worldsim.models.base import WorldModel
@@ -120,7 +120,7 @@ class PongController:
     def _paddle_at_wall(self, frame: np.ndarray) -> float:
         """Where `read_pong` misses the paddle because it slid half under a wall, the green left in
         view tells which wall: the centre of that green (NaN where there is none)."""
-        rows, cols = _render_grid(frame[None], self.spec)
+        rows, cols = render_grid(frame[None], self.spec)
         pixels = frame[:, cols > 136].astype(np.float32)
         green = np.clip((pixels[..., 1] - pixels[..., 0]) / 94, 0, 1)
         green[green < 0.25] = 0

@@ -121,16 +121,6 @@ def per_step_metrics(
     return out
 
 
-def model_pixel_size(spec: EnvSpec) -> tuple[float, float]:
-    """(rows, columns) of the rendered screen that one model pixel spans (Pong: 2 x 2 Atari
-    pixels; Breakout 1.7 x 1.8): the readers speak screen pixels, the bars the model's."""
-    render_h, render_w = spec.render_size
-    return (
-        (spec.crop.bottom - spec.crop.top) * render_h / spec.height,
-        (spec.crop.right - spec.crop.left) * render_w / spec.width,
-    )
-
-
 def ball_recall(
     pred: dict[str, np.ndarray],
     true: dict[str, np.ndarray],
@@ -144,7 +134,7 @@ def ball_recall(
     baseline's in `ball_recall_copy`), and how many episodes showed it (`ball_seen`, to pool
     horizons). A ball that is gone, or drawn in the wrong place, is a miss; NaN where no episode
     shows the ball. Readouts are flat (episodes * steps,) arrays of screen pixels."""
-    row_px, col_px = model_pixel_size(spec)
+    *_, row_px, col_px = spec.view_in_render()
     visible = (~np.isnan(true["ball_x"]) & ~np.isnan(true["ball_y"])).reshape(episodes, steps)
     seen = visible.sum(0)
     out = {"ball_seen": seen.astype(float)}

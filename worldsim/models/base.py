@@ -197,6 +197,19 @@ class PretrainedWorldModel(nn.Module, WorldModel):
         return model.to(device).eval()
 
 
+def config_from_fields(cls, data: dict):
+    """The config dataclass `cls` from config.json's fields, once "kind" and "format_version" are
+    taken off (and older formats upgraded): unknown fields are refused and "env" becomes an
+    EnvSpec, before any tensor exists. Every kind's `from_dict` ends with it."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"config.json has unknown field(s) {unknown}; known: {sorted(known)}")
+    if "env" not in data:
+        raise ValueError("config.json has no 'env' (the environment description)")
+    return cls(**{**data, "env": EnvSpec.from_dict(data["env"])})
+
+
 def config_kind(data: dict) -> str:
     """The `kind` field of a config.json's contents ('latent' where older configs leave it out)."""
     kind = data.get("kind", "latent")

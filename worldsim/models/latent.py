@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -34,7 +34,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldsim.envs.spec import EnvSpec
-from worldsim.models.base import Capabilities, Outcome, PretrainedWorldModel, to_float, to_uint8
+from worldsim.models.base import (
+    Capabilities,
+    Outcome,
+    PretrainedWorldModel,
+    config_from_fields,
+    to_float,
+    to_uint8,
+)
 
 CONFIG_FORMAT_VERSION = 4
 
@@ -141,13 +148,7 @@ class LatentConfig:
             )
         while version < CONFIG_FORMAT_VERSION:  # each step rewrites one format into the next
             data, version = CONFIG_UPGRADES[version](data), version + 1
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"config.json has unknown field(s) {unknown}; known: {sorted(known)}")
-        if "env" not in data:
-            raise ValueError("config.json has no 'env' (the environment description)")
-        return cls(**{**data, "env": EnvSpec.from_dict(data["env"])})
+        return config_from_fields(cls, data)
 
 
 def _upgrade_2_to_3(data: dict) -> dict:
@@ -295,16 +296,13 @@ def point_maps(config: LatentConfig, z: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(config.pose_mean, device=z.device, dtype=z.dtype)
     std = torch.tensor(config.pose_std, device=z.device, dtype=z.dtype)
     pose = z[:, : config.pose_dims] * std + mean
-    render_h, render_w = spec.render_size
-    top, left = spec.crop.top * render_h, spec.crop.left * render_w
-    row_scale = config.height / ((spec.crop.bottom - spec.crop.top) * render_h)
-    col_scale = config.width / ((spec.crop.right - spec.crop.left) * render_w)
+    top, left, row_step, col_step = spec.view_in_render()
     rows = torch.arange(config.height, device=z.device, dtype=z.dtype)[None, :, None]
     cols = torch.arange(config.width, device=z.device, dtype=z.dtype)[None, None, :]
     maps = []
     for x_dim, y_dim, seen_dim in config.points:
-        col = ((pose[:, x_dim] - left) * col_scale - 0.5)[:, None, None]
-        row = ((pose[:, y_dim] - top) * row_scale - 0.5)[:, None, None]
+        col = ((pose[:, x_dim] - left) / col_step - 0.5)[:, None, None]
+        row = ((pose[:, y_dim] - top) / row_step - 0.5)[:, None, None]
         seen = pose[:, seen_dim].clamp(0, 1)[:, None, None]
         maps.append(seen * torch.exp(-((rows - row) ** 2 + (cols - col) ** 2) / (2 * POINT_SIGMA**2)))
     return torch.stack(maps, dim=1)

@@ -399,7 +399,7 @@ def train_autoencoder(
         "autoencoder",
         params,
         batch_loss,
-        lambda: evaluate_autoencoder(model, data, poses, val_pairs, config),
+        lambda: evaluate_autoencoder(model, data, poses, val_pairs, incoming, config),
         steps=config.autoencoder_steps,
         lr=config.lr,
         samples_per_step=config.batch_size,
@@ -468,15 +468,15 @@ def incoming_actions(model: LatentWorldModel, data: EpisodeData):
 
 
 @torch.no_grad()
-def evaluate_autoencoder(model, data, poses, pairs, config) -> dict:
-    """Reconstruction PSNR over the reference, next to the PSNR of the reference itself (copy)."""
+def evaluate_autoencoder(model, data, poses, pairs, incoming, config) -> dict:
+    """Reconstruction PSNR over the reference, next to the PSNR of the reference itself (copy);
+    `incoming` gives the actions that led to frames (`incoming_actions`)."""
     target, reference = pairs
     frames = to_float(torch.from_numpy(data.frames[target])).to(config.device)
     ref = to_float(torch.from_numpy(data.frames[reference])).to(config.device)
     with _autocast(config):
         z_target, z_ref = model.encode(torch.cat([frames, ref])).chunk(2)
-        drawn = model.decode(z_target, z_ref, ref, incoming_actions(model, data)(target))
-        recon = drawn.float().clamp(0, 1)
+        recon = model.decode(z_target, z_ref, ref, incoming(target)).float().clamp(0, 1)
     result = {"psnr": float(psnr(recon, frames).mean()), "copy_psnr": float(psnr(ref, frames).mean())}
     if poses is not None:
         result["pose_rmse"] = float(pose_loss(z_target.float(), poses[target].to(z_target.device)).sqrt())

@@ -20,14 +20,14 @@ but it keeps every pixel it does not move.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from worldsim.envs.spec import EnvSpec
-from worldsim.models.base import Capabilities, PretrainedWorldModel, to_float, to_uint8
+from worldsim.models.base import Capabilities, PretrainedWorldModel, config_from_fields, to_float, to_uint8
 
 FORMAT_VERSION = 1
 
@@ -74,13 +74,7 @@ class PixelUNetConfig:
                 f"pixel-unet config format_version must be {FORMAT_VERSION}, got {version!r} "
                 "(a newer one needs a newer worldsim-pixel-unet)"
             )
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"config.json has unknown field(s) {unknown}; known: {sorted(known)}")
-        if "env" not in data:
-            raise ValueError("config.json has no 'env' (the environment description)")
-        return cls(**{**data, "env": EnvSpec.from_dict(data["env"])})
+        return config_from_fields(cls, data)
 
 
 @dataclass
