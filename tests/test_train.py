@@ -51,6 +51,33 @@ def test_log_step_loss_counts_each_step_relative_to_its_own_error():
     assert windows.latent_loss(torch.cat([10 * small, large, large], 1), targets) / plain < 1.001
 
 
+def test_point_weights_count_a_point_only_where_its_object_is_in_view():
+    from worldsim.envs.builtin import get_spec
+    from worldsim.models.latent import LatentConfig
+    from worldsim.training.train import point_weights
+
+    # pose dims: paddle_y, its flag, ball_x, its flag, ball_y, its flag; the ball is point 0
+    config = LatentConfig.for_env(
+        get_spec("pong"),
+        latent_dim=8,
+        pose_dims=6,
+        pose_mean=[100.0, 0.5, 80.0, 0.5, 100.0, 0.5],
+        pose_std=[30.0, 0.5, 20.0, 0.5, 30.0, 0.5],
+        points=[[2, 4, 3]],
+    )
+    weight = torch.ones(8)
+    weight[:6] = 10.0
+    targets = torch.zeros(2, 3, 8)  # (windows, steps, latent)
+    targets[0, :, 3] = 1.0  # normalised flag 1: 0.5 + 0.5 * 1 = in view
+    targets[1, :, 3] = -1.0  # out of view: its x and y are the mean the reader filled in
+    weights = point_weights(config, targets, weight, point_weight=5.0)
+    assert weights.shape == (2, 3, 8)
+    assert (weights[0, :, [2, 4]] == 50.0).all() and (weights[1, :, [2, 4]] == 0.0).all()
+    others = [0, 1, 3, 5, 6, 7]
+    assert torch.equal(weights[:, :, others], weight[others].expand(2, 3, 6))
+    assert point_weights(config, targets, weight, point_weight=0.0) is weight  # off: as before
+
+
 def _weights(module) -> dict:
     return {name: p.detach().clone() for name, p in module.named_parameters()}
 

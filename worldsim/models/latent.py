@@ -556,6 +556,7 @@ def weighted_frame_loss(pred: torch.Tensor, target: torch.Tensor, ref: torch.Ten
     return (weight * (pred - target) ** 2).mean()
 
 
-def pose_loss(z: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
-    """The first pose_dims of z should be the normalised visible simulator state."""
-    return F.mse_loss(z[:, : pose.shape[-1]], pose)
+def pose_loss(z: torch.Tensor, pose: torch.Tensor, weight: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """The first pose_dims of z should be the normalised visible simulator state (weighted per
+    dim, or per frame and dim)."""
+    return (weight * (z[:, : pose.shape[-1]] - pose) ** 2).mean()

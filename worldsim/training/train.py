@@ -88,6 +88,12 @@ class TrainConfig:
     dynamics_batch_size: int = 64  # windows per step
     dynamics_lr: float = 1e-3  # peak learning rate, cosine decay
     dynamics_pose_weight: float = 10.0  # loss weight of the pose dims of z against the others
+    # A point's coordinates read the mean position where the object is out of view, so a ball
+    # that leaves (a point scored) jumps to the court's centre in the targets: a jump no model
+    # can predict, which an MSE answers by pulling every ball towards the centre. With a weight,
+    # a point's x and y count only where the target shows the object, that much more, in the
+    # dynamics' loss and in the encoder's pose supervision.
+    point_weight: float = 0.0  # 0: points count like the other pose dims
     dynamics: str = "gru"  # "gru" (any env), "state" (step the simulator state: samples), "auto"
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
@@ -200,6 +206,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         record = {**previous, "commands": [*previous.get("commands", [previous["command"]]), command]}
         model_config = model.config
     else:
+        points = object_points(spec) if config.object_points and config.frame_poses else []
         model_config = LatentConfig.for_env(
             spec,
             latent_dim=config.latent_dim,
@@ -209,7 +216,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             pose_mean=[] if poses is None else poses.mean(0).tolist(),
             pose_std=[] if poses is None else (poses.std(0) + 1e-6).tolist(),
             decoder_action=config.decoder_action,
-            points=object_points(spec) if config.object_points and config.frame_poses else [],
+            points=points,
         )
         model = LatentWorldModel(model_config).to(config.device)
         record = {"commands": [command]}
@@ -375,6 +382,7 @@ def train_autoencoder(
     val_target = rng.choice(val_frames, size=min(512, len(val_frames)), replace=False)
     val_pairs = (val_target, reference_frames(data, val_target, config.max_reference_gap, rng))
     incoming = incoming_actions(model, data)
+    pose_weight = None if poses is None else torch.ones(poses.shape[1], device=device)
 
     def batch_loss() -> torch.Tensor:
         target = rng.choice(train_frames, size=config.batch_size)
@@ -391,7 +399,9 @@ def train_autoencoder(
         if config.colour_weight:
             loss = loss + config.colour_weight * weighted_frame_loss(colours.float(), target_frames, ref)
         if poses is not None:
-            loss = loss + config.pose_weight * pose_loss(z.float(), poses[index].to(device))
+            pose = poses[index].to(device)
+            weight = point_weights(model.config, pose, pose_weight, config.point_weight)
+            loss = loss + config.pose_weight * pose_loss(z.float(), pose, weight)
         return loss
 
     params = [*model.encoder.parameters(), *model.decoder.parameters()]
@@ -593,7 +603,8 @@ def train_dynamics(
     def batch_loss() -> torch.Tensor:
         anchors, context, window_actions, targets = windows.sample(config.dynamics_batch_size, config, rng)
         predicted = unroll_latents(model, context, window_actions)
-        loss = windows.latent_loss(predicted, targets, weight, log_steps=config.log_step_loss)
+        target_weight = point_weights(model.config, targets, weight, config.point_weight)
+        loss = windows.latent_loss(predicted, targets, target_weight, log_steps=config.log_step_loss)
         if pixels:
             loss = loss + pixel_loss(model, data, anchors, context, predicted, window_actions, config, rng)
         if states is not None:
@@ -619,6 +630,21 @@ def train_dynamics(
         )
     finally:
         model.decoder.requires_grad_(True)
+
+
+def point_weights(
+    config: LatentConfig, targets: torch.Tensor, weight: torch.Tensor, point_weight: float
+) -> torch.Tensor:
+    """The loss weight of every target latent (..., Z) (or pose: only z's first dims): `weight`
+    per dim, and with a `point_weight`, each point's x and y weighted by it where the target
+    shows the object and 0 where it does not (see TrainConfig.point_weight)."""
+    if not point_weight or not config.points:
+        return weight
+    weights = weight.expand_as(targets).clone()
+    for x_dim, y_dim, seen_dim in config.points:
+        seen = targets[..., seen_dim] * config.pose_std[seen_dim] + config.pose_mean[seen_dim] > 0.5
+        weights[..., [x_dim, y_dim]] = point_weight * weight[[x_dim, y_dim]] * seen[..., None]
+    return weights
 
 
 def pixel_loss(
