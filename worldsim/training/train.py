@@ -206,7 +206,6 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         record = {**previous, "commands": [*previous.get("commands", [previous["command"]]), command]}
         model_config = model.config
     else:
-        points = object_points(spec) if config.object_points and config.frame_poses else []
         model_config = LatentConfig.for_env(
             spec,
             latent_dim=config.latent_dim,
@@ -216,7 +215,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             pose_mean=[] if poses is None else poses.mean(0).tolist(),
             pose_std=[] if poses is None else (poses.std(0) + 1e-6).tolist(),
             decoder_action=config.decoder_action,
-            points=points,
+            points=object_points(spec) if config.object_points and config.frame_poses else [],
         )
         model = LatentWorldModel(model_config).to(config.device)
         record = {"commands": [command]}
