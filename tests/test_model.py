@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 import worldsim
+from tests.conftest import ROOT
 from worldsim.envs.builtin import get_spec
 from worldsim.models.checkpoint import CheckpointError, save_checkpoint
 from worldsim.models.latent import LatentConfig, LatentWorldModel
@@ -217,3 +218,15 @@ def test_point_maps_peak_where_the_pose_dims_put_the_object():
     assert maps[1].max() == 0  # not in view: no peak
     with pytest.raises(ValueError, match="3 pose dims"):
         LatentConfig.for_env(spec, pose_dims=2, pose_mean=[0.0] * 2, pose_std=[1.0] * 2, points=[[2, 4, 3]])
+
+
+def test_a_card_collects_the_episodes_its_model_was_trained_on():
+    from worldsim.models.card import read_card_inputs, render_model_card
+
+    config, training, _ = read_card_inputs(ROOT / "checkpoints" / "breakout")
+    default = config["env"]["collect_episodes"]
+    as_collected = render_model_card(config, {**training, "episodes": default}, None)
+    assert "python -m worldsim collect --env breakout\n" in as_collected
+    fewer = render_model_card(config, {**training, "episodes": 300}, None)
+    assert "python -m worldsim collect --env breakout --episodes 300\n" in fewer
+    assert "in 300 episodes" in fewer

@@ -56,7 +56,7 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
             "## Training",
             "",
             "```bash",
-            f"python -m worldsim collect {_env_flag(spec)}",
+            f"python -m worldsim collect {_env_flag(spec)}{_episodes_flag(spec, training)}",
             *commands,
             "```",
             "",
@@ -129,6 +129,13 @@ def _describe_kind(config: dict) -> str:
         )
         + outcome
     )
+
+
+def _episodes_flag(spec: EnvSpec, training: dict) -> str:
+    """` --episodes N` where the model was trained on more or fewer episodes than `collect`
+    gathers by default, so that the command collects the data the card describes."""
+    episodes = training.get("episodes")
+    return f" --episodes {episodes}" if episodes and episodes != spec.collect_episodes else ""
 
 
 def _env_flag(spec: EnvSpec) -> str:
