@@ -169,3 +169,24 @@ def test_the_pixel_loss_is_the_mean_log_error_of_the_decoded_frames():
     )
     # pixel_horizon 1 decodes the first step: frames 1 and 4 over frames 0 and 3, each 10 grey off.
     assert torch.isclose(loss, torch.log(torch.tensor((10 / 255) ** 2 + 1e-6)), rtol=1e-5)
+
+
+@pytest.mark.slow  # a collection and a training (the tiny fixtures)
+def test_the_outcome_head_can_also_learn_from_dreams_longer_than_the_unroll(
+    tiny_checkpoint, tiny_data, tmp_path
+):
+    import json
+
+    from worldsim.data.collect import load_episodes, read_spec
+    from worldsim.training.train import TrainConfig, train
+
+    longest = int(load_episodes(tiny_data, read_spec(tiny_data)).episode_lengths.max())
+    config = TrainConfig(
+        env="cartpole", data=str(tiny_data), init_from=str(tiny_checkpoint), stages="outcome",
+        outcome_steps=2, dynamics_batch_size=2, unroll=4, outcome_unroll=min(12, longest - 1), val_every=2,
+    )  # fmt: skip
+    train(replace(config, out=str(tmp_path / "long")), command="pytest long outcome")
+    validation = json.loads((tmp_path / "long" / "training.json").read_text())["outcome"]["validation"]
+    assert 0.0 <= validation[-1]["long_false_end_share"] <= 1.0
+    with pytest.raises(ValueError, match=f"No training episode has more than {longest} steps"):
+        train(replace(config, outcome_unroll=longest, out=str(tmp_path / "none")), command="none")

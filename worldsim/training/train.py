@@ -21,7 +21,8 @@ import shlex
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,11 @@ class TrainConfig:
     # latents a dream produces, not from the encoder's.
     outcome_steps: int = 1500  # optimizer steps of stage 4
     outcome_lr: float = 1e-3  # peak learning rate of the head
+    # An agent plays a dream for hundreds of steps, and past the unroll the dynamics' latents
+    # drift where the head never looked: CartPole's head ended a balancer's dreams after ~100
+    # steps with the pole still up. With a longer outcome_unroll, every step also trains on
+    # half a batch of windows that long (from the episodes that long).
+    outcome_unroll: int = 0  # 0: only the dynamics' unroll
     # model
     latent_dim: int = 32  # size of a frame's latent
     hidden_dim: int = 256  # GRU state size
@@ -507,7 +513,7 @@ def encode_all(
 def dynamics_windows(data: EpisodeData, episodes: np.ndarray, unroll: int) -> tuple[np.ndarray, np.ndarray]:
     """(anchor, first) pairs: an anchor frame with `unroll` frames after it in the same episode,
     and its episode's first frame (context before the anchor is clipped there, like a reset)."""
-    anchors, firsts = [], []
+    anchors, firsts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for e in episodes:
         start, length = data.episode_starts[e], data.episode_lengths[e]
         count = length - unroll
@@ -556,14 +562,25 @@ class Windows:
         spread = latents.std(0)
         self.scale = spread.clamp_min(0.01 * spread.max())  # latent dims count alike; dead ones don't explode
         self.train = dynamics_windows(data, train_eps, config.unroll)
-        val = dynamics_windows(data, val_eps if len(val_eps) else train_eps, config.unroll)
+        val = dynamics_windows(data, val_eps, config.unroll) if len(val_eps) else self.train
+        if not len(val[0]):  # no validation episode is that long: validate on training windows
+            val = self.train
+        if not len(self.train[0]):
+            raise ValueError(
+                f"No training episode has more than {config.unroll} steps to unroll: "
+                "collect longer episodes or lower the unroll."
+            )
         pick = rng.choice(len(val[0]), size=min(256, len(val[0])), replace=False)
         self.val_anchors, *self.val_batch = window_batch(
             latents, self.actions, val[0][pick], val[1][pick], config, rng
         )
-        self.val_frames = to_float(
-            torch.from_numpy(data.frames[self.val_anchors[:, None] + np.arange(config.unroll + 1)])
-        )
+        self._frames, self._unroll = data.frames, config.unroll
+
+    @cached_property
+    def val_frames(self) -> torch.Tensor:
+        """The validation windows' true frames (B, unroll + 1, 3, H, W), loaded when first asked."""
+        index = self.val_anchors[:, None] + np.arange(self._unroll + 1)
+        return to_float(torch.from_numpy(self._frames[index]))
 
     def sample(self, size: int, config, rng):
         """(anchors, context latents, actions, target latents) of `size` random training windows."""
@@ -752,38 +769,53 @@ def train_outcome(
     Each step's reward is regressed (scaled by the rewards' spread); episode end is a binary
     label, weighted by how rare it is, since most frames are not ends."""
     windows = Windows(data, latents, train_eps, val_eps, config, rng)
+    long_config = replace(config, unroll=config.outcome_unroll)
+    long_windows = None
+    if config.outcome_unroll > config.unroll:
+        long_windows = Windows(data, latents, train_eps, val_eps, long_config, rng)
     rewards, ended = outcome_targets(data, latents.device)
     reward_scale = rewards.std().clamp_min(1e-3)
     ends = float(ended.mean())
     end_weight = torch.tensor(min(max((1 - ends) / max(ends, 1e-6), 1.0), 50.0), device=latents.device)
-    steps = torch.arange(config.unroll)
 
     def predictions(anchors, context, window_actions):
         with torch.no_grad():
             z = unroll_latents(model, context, window_actions)  # (B, U, Z)
         before = torch.cat([context[:, -1:], z[:, :-1]], dim=1)
         reward, logit = model.outcome_logits(before.flatten(0, 1), z.flatten(0, 1))
+        steps = torch.arange(window_actions.shape[1])
         index = torch.from_numpy(anchors)[:, None] + 1 + steps[None]  # the frames the steps lead to
         return reward, logit, rewards[index].flatten(), ended[index].flatten()
 
-    def batch_loss() -> torch.Tensor:
-        anchors, context, window_actions, _ = windows.sample(config.dynamics_batch_size, config, rng)
+    def window_loss(source: Windows, size: int, source_config: TrainConfig) -> torch.Tensor:
+        anchors, context, window_actions, _ = source.sample(size, source_config, rng)
         reward, logit, true_reward, true_end = predictions(anchors, context, window_actions)
         reward_loss = F.mse_loss(reward / reward_scale, true_reward / reward_scale)
         return reward_loss + F.binary_cross_entropy_with_logits(logit, true_end, pos_weight=end_weight)
+
+    def batch_loss() -> torch.Tensor:
+        loss = window_loss(windows, config.dynamics_batch_size, config)
+        if long_windows is not None:
+            loss = loss + window_loss(long_windows, max(1, config.dynamics_batch_size // 2), long_config)
+        return loss
 
     @torch.no_grad()
     def evaluate() -> dict:
         context, window_actions, _ = windows.val_batch
         reward, logit, true_reward, true_end = predictions(windows.val_anchors, context, window_actions)
         said, real = logit > 0, true_end > 0.5
-        return {
+        result = {
             "reward_rmse": float(F.mse_loss(reward, true_reward).sqrt()),
             "reward_std": float(true_reward.std()),
             "end_recall": float((said & real).sum() / real.sum().clamp_min(1)),  # ends the model saw
             "end_precision": float((said & real).sum() / said.sum().clamp_min(1)),
             "end_share": float(real.float().mean()),
         }
+        if long_windows is not None:  # how often a long dream is ended where reality went on
+            context, window_actions, _ = long_windows.val_batch
+            _, logit, _, true_end = predictions(long_windows.val_anchors, context, window_actions)
+            result["long_false_end_share"] = float(((logit > 0) & (true_end < 0.5)).float().mean())
+        return result
 
     return fit(
         "outcome",
