@@ -21,7 +21,7 @@ import shlex
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -121,11 +121,6 @@ class TrainConfig:
     # latents a dream produces, not from the encoder's.
     outcome_steps: int = 1500  # optimizer steps of stage 4
     outcome_lr: float = 1e-3  # peak learning rate of the head
-    # An agent plays a dream for hundreds of steps, and past the unroll the dynamics' latents
-    # drift where the head never looked: CartPole's head ended a balancer's dreams after ~100
-    # steps with the pole still up. With a longer outcome_unroll, every step also trains on
-    # half a batch of windows that long (from the episodes that long).
-    outcome_unroll: int = 0  # 0: only the dynamics' unroll
     # model
     latent_dim: int = 32  # size of a frame's latent
     hidden_dim: int = 256  # GRU state size
@@ -769,10 +764,6 @@ def train_outcome(
     Each step's reward is regressed (scaled by the rewards' spread); episode end is a binary
     label, weighted by how rare it is, since most frames are not ends."""
     windows = Windows(data, latents, train_eps, val_eps, config, rng)
-    long_config = replace(config, unroll=config.outcome_unroll)
-    long_windows = None
-    if config.outcome_unroll > config.unroll:
-        long_windows = Windows(data, latents, train_eps, val_eps, long_config, rng)
     rewards, ended = outcome_targets(data, latents.device)
     reward_scale = rewards.std().clamp_min(1e-3)
     ends = float(ended.mean())
@@ -787,35 +778,24 @@ def train_outcome(
         index = torch.from_numpy(anchors)[:, None] + 1 + steps[None]  # the frames the steps lead to
         return reward, logit, rewards[index].flatten(), ended[index].flatten()
 
-    def window_loss(source: Windows, size: int, source_config: TrainConfig) -> torch.Tensor:
-        anchors, context, window_actions, _ = source.sample(size, source_config, rng)
+    def batch_loss() -> torch.Tensor:
+        anchors, context, window_actions, _ = windows.sample(config.dynamics_batch_size, config, rng)
         reward, logit, true_reward, true_end = predictions(anchors, context, window_actions)
         reward_loss = F.mse_loss(reward / reward_scale, true_reward / reward_scale)
         return reward_loss + F.binary_cross_entropy_with_logits(logit, true_end, pos_weight=end_weight)
-
-    def batch_loss() -> torch.Tensor:
-        loss = window_loss(windows, config.dynamics_batch_size, config)
-        if long_windows is not None:
-            loss = loss + window_loss(long_windows, max(1, config.dynamics_batch_size // 2), long_config)
-        return loss
 
     @torch.no_grad()
     def evaluate() -> dict:
         context, window_actions, _ = windows.val_batch
         reward, logit, true_reward, true_end = predictions(windows.val_anchors, context, window_actions)
         said, real = logit > 0, true_end > 0.5
-        result = {
+        return {
             "reward_rmse": float(F.mse_loss(reward, true_reward).sqrt()),
             "reward_std": float(true_reward.std()),
             "end_recall": float((said & real).sum() / real.sum().clamp_min(1)),  # ends the model saw
             "end_precision": float((said & real).sum() / said.sum().clamp_min(1)),
             "end_share": float(real.float().mean()),
         }
-        if long_windows is not None:  # how often a long dream is ended where reality went on
-            context, window_actions, _ = long_windows.val_batch
-            _, logit, _, true_end = predictions(long_windows.val_anchors, context, window_actions)
-            result["long_false_end_share"] = float(((logit > 0) & (true_end < 0.5)).float().mean())
-        return result
 
     return fit(
         "outcome",
