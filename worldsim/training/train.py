@@ -557,14 +557,14 @@ class Windows:
         spread = latents.std(0)
         self.scale = spread.clamp_min(0.01 * spread.max())  # latent dims count alike; dead ones don't explode
         self.train = dynamics_windows(data, train_eps, config.unroll)
-        val = dynamics_windows(data, val_eps, config.unroll) if len(val_eps) else self.train
-        if not len(val[0]):  # no validation episode is that long: validate on training windows
-            val = self.train
         if not len(self.train[0]):
             raise ValueError(
                 f"No training episode has more than {config.unroll} steps to unroll: "
                 "collect longer episodes or lower the unroll."
             )
+        val = dynamics_windows(data, val_eps, config.unroll)
+        if not len(val[0]):  # no validation episode (that long): validate on training windows
+            val = self.train
         pick = rng.choice(len(val[0]), size=min(256, len(val[0])), replace=False)
         self.val_anchors, *self.val_batch = window_batch(
             latents, self.actions, val[0][pick], val[1][pick], config, rng
@@ -768,13 +768,13 @@ def train_outcome(
     reward_scale = rewards.std().clamp_min(1e-3)
     ends = float(ended.mean())
     end_weight = torch.tensor(min(max((1 - ends) / max(ends, 1e-6), 1.0), 50.0), device=latents.device)
+    steps = torch.arange(config.unroll)
 
     def predictions(anchors, context, window_actions):
         with torch.no_grad():
             z = unroll_latents(model, context, window_actions)  # (B, U, Z)
         before = torch.cat([context[:, -1:], z[:, :-1]], dim=1)
         reward, logit = model.outcome_logits(before.flatten(0, 1), z.flatten(0, 1))
-        steps = torch.arange(window_actions.shape[1])
         index = torch.from_numpy(anchors)[:, None] + 1 + steps[None]  # the frames the steps lead to
         return reward, logit, rewards[index].flatten(), ended[index].flatten()
 
