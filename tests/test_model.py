@@ -220,6 +220,37 @@ def test_point_maps_peak_where_the_pose_dims_put_the_object():
         LatentConfig.for_env(spec, pose_dims=2, pose_mean=[0.0] * 2, pose_std=[1.0] * 2, points=[[2, 4, 3]])
 
 
+def test_point_momentum_carries_a_ball_on_at_its_context_velocity():
+    """With point momentum, dynamics that predict no change move a point on at the motion
+    between the last two context frames, and hold every other latent dim still."""
+    spec = get_spec("pong")
+    pose = {"pose_dims": 6, "pose_mean": [0.0] * 6, "pose_std": [1.0] * 6, "points": [[2, 4, 3]]}
+    config = LatentConfig.for_env(spec, latent_dim=8, hidden_dim=16, point_momentum=True, **pose)
+    model = LatentWorldModel(config)
+    with torch.no_grad():
+        model.dynamics.delta[-1].weight.zero_()
+        model.dynamics.delta[-1].bias.zero_()
+    context = torch.zeros(1, 2, 8)
+    context[0, 0, 2], context[0, 0, 4], context[0, 0, 0] = 10.0, 20.0, 5.0
+    context[0, 1, 2], context[0, 1, 4], context[0, 1, 0] = 12.0, 16.0, 7.0
+    state = model.dynamics.start(context)
+    for t in range(1, 4):
+        state = model.dynamics.step(state, torch.zeros(1, dtype=torch.int64))
+        assert state.z[0, 2] == 12 + 2 * t and state.z[0, 4] == 16 - 4 * t
+        assert state.z[0, 0] == 7  # not a point: no momentum
+    dead_zone = float(model.dynamics.still[4])  # 1 view pixel, in the latent's units
+    with torch.no_grad():
+        model.dynamics.delta[-1].bias[4] = 0.5 * dead_zone  # a wobble: the motion stays
+    state = model.dynamics.step(state, torch.zeros(1, dtype=torch.int64))
+    assert state.z[0, 4] == 16 - 4 * 4
+    with torch.no_grad():
+        model.dynamics.delta[-1].bias[4] = dead_zone + 3.0  # a bounce: the motion changes by 3
+    state = model.dynamics.step(state, torch.zeros(1, dtype=torch.int64))
+    assert float(state.z[0, 4]) == pytest.approx(16 - 4 * 4 - 4 + 3)
+    with pytest.raises(ValueError, match="point_momentum needs points"):
+        LatentConfig.for_env(spec, point_momentum=True)
+
+
 def test_a_card_collects_the_episodes_its_model_was_trained_on():
     from worldsim.models.card import read_card_inputs, render_model_card
 

@@ -78,6 +78,30 @@ def test_point_weights_count_a_point_only_where_its_object_is_in_view():
     assert point_weights(config, targets, weight, point_weight=0.0) is weight  # off: as before
 
 
+def test_a_points_error_past_its_huber_pixels_counts_linearly():
+    """Huber on a point's coordinates: squared up to the given view pixels, then linear with the
+    same slope; every other latent dim keeps its squared error."""
+    from worldsim.envs.builtin import get_spec
+    from worldsim.models.latent import LatentConfig
+    from worldsim.training.train import Windows, point_huber_deltas
+
+    spec = get_spec("pong")  # one view pixel spans 2 screen pixels across, 2.0 down
+    config = LatentConfig.for_env(
+        spec, latent_dim=8, pose_dims=6, pose_mean=[0.0] * 6, pose_std=[4.0] * 6, points=[[2, 4, 3]]
+    )
+    windows = Windows.__new__(Windows)  # only the loss: no data
+    windows.scale = torch.full((8,), 0.5)
+    huber = point_huber_deltas(config, 1.0, windows.scale)
+    _, _, row_step, col_step = spec.view_in_render()
+    assert huber[2] == pytest.approx(col_step / 4 / 0.5) and huber[4] == pytest.approx(row_step / 4 / 0.5)
+    errors = torch.zeros(1, 1, 8)
+    errors[..., 2], errors[..., 0] = 5 * huber[2] * 0.5, 3.0  # latent units: 5 deltas; 3 on a pose dim
+    loss = windows.latent_loss(errors, torch.zeros_like(errors), huber=huber) * 8
+    ball = 2 * huber[2] * 5 * huber[2] - huber[2] ** 2  # linear past the delta, 9 delta^2
+    assert loss == pytest.approx(float(ball + (3.0 / 0.5) ** 2))
+    assert point_huber_deltas(config, 0.0, windows.scale) is None
+
+
 def _weights(module) -> dict:
     return {name: p.detach().clone() for name, p in module.named_parameters()}
 

@@ -127,6 +127,12 @@ def _describe_kind(config: dict) -> str:
             if config.get("dynamics") == "state"
             else f"with a GRU ({config['hidden_dim']} units) stepping the latent under each action."
         )
+        + (
+            " Objects drawn as points (the ball) keep their motion from step to step; the GRU "
+            "changes it only where something happens (a bounce)."
+            if config.get("point_momentum")
+            else ""
+        )
         + outcome
     )
 

@@ -43,7 +43,7 @@ from worldsim.models.base import (
     to_uint8,
 )
 
-CONFIG_FORMAT_VERSION = 4
+CONFIG_FORMAT_VERSION = 5
 
 
 @dataclass
@@ -79,6 +79,10 @@ class LatentConfig:
     # to place (Pong's ball was drawn in 3% of the frames from its true latents); a map that
     # peaks at the ball's position, one per point, lets the last convolutions draw it there.
     points: list[list[int]] = field(default_factory=list)
+    # GRU dynamics only: each point's x and y move on by their last step's motion, and the GRU
+    # predicts changes of that motion (a ball's bounces) rather than the motion itself. A GRU
+    # asked for positions carried a ball's speed poorly: it fell back on the common speed.
+    point_momentum: bool = False
 
     @property
     def height(self) -> int:
@@ -116,6 +120,8 @@ class LatentConfig:
         for point in self.points:
             if len(point) != 3 or not all(isinstance(d, int) and 0 <= d < self.pose_dims for d in point):
                 raise ValueError(f"each of points must be 3 pose dims (x, y, seen) below {self.pose_dims}")
+        if self.point_momentum and not (self.points and self.dynamics == "gru"):
+            raise ValueError("point_momentum needs points and GRU dynamics")
         if self.dynamics == "state" and not (
             0 < self.state_dims == len(self.state_mean) == len(self.state_std)
         ):
@@ -171,6 +177,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     1: lambda data: data,  # 2 added state dynamics; 1 was all GRU
     2: _upgrade_2_to_3,
     3: lambda data: data,  # 4 added decoder_action and points (off by default)
+    4: lambda data: data,  # 5 added point_momentum (off by default)
 }
 
 
@@ -308,27 +315,59 @@ def point_maps(config: LatentConfig, z: torch.Tensor) -> torch.Tensor:
     return torch.stack(maps, dim=1)
 
 
+# View pixels by which the GRU must change a point's motion in one step for it to change at all:
+# a bounce changes it by 2-8, while the GRU's unconditioned output wobbles by about one.
+MOTION_DEAD_ZONE = 1.0
+
+
 class LatentDynamics(nn.Module):
-    """GRU over latents: K context latents -> h; (z_t, a_t, h_t) -> (z_{t+1}, h_{t+1})."""
+    """GRU over latents: K context latents -> h; (z_t, a_t, h_t) -> (z_{t+1}, h_{t+1}).
+
+    With point momentum the state h also carries the points' last motion (B, Z), zero outside
+    their x and y dims: z_{t+1} = z_t + v_{t+1} there, with v_{t+1} = v_t + delta, so a ball in
+    flight keeps its speed exactly and the GRU has only its bounces to learn."""
 
     def __init__(self, config: LatentConfig):
         super().__init__()
         z, hidden = config.latent_dim, config.hidden_dim
+        self.hidden_dim = hidden
         self.embed_action = action_embedding(config)
         # Context enters as the last latent plus its differences to the earlier ones (velocity).
         self.init = nn.Sequential(nn.Linear(config.context_frames * z, hidden), nn.Tanh())
         self.cell = nn.GRUCell(z + config.action_embed_dim, hidden)
         self.delta = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, z))
+        moving = still = None  # (Z,): 1 on the points' x and y dims; their dead zones
+        if config.point_momentum:
+            moving, still = torch.zeros(z), torch.zeros(z)
+            _, _, row_step, col_step = config.env.view_in_render()
+            for x_dim, y_dim, _ in config.points:
+                moving[[x_dim, y_dim]] = 1
+                still[x_dim] = MOTION_DEAD_ZONE * col_step / config.pose_std[x_dim]
+                still[y_dim] = MOTION_DEAD_ZONE * row_step / config.pose_std[y_dim]
+        self.register_buffer("moving", moving, persistent=False)
+        self.register_buffer("still", still, persistent=False)
 
     def start(self, context: torch.Tensor, noise: torch.Tensor | None = None) -> LatentState:
         """context (B, K, Z), oldest first -> state at the last context frame. A GRU does not
         sample: `noise` is ignored."""
-        return LatentState(z=context[:, -1], h=self.init(context_features(context)))
+        h = self.init(context_features(context))
+        if self.moving is not None:  # the points' motion between the last two context frames
+            motion = context[:, -1] - context[:, -min(2, context.shape[1])]  # one frame: none
+            h = torch.cat([h, self.moving * motion], dim=1)
+        return LatentState(z=context[:, -1], h=h)
 
     def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
         """actions: (B,) int64 for discrete, (B, D) float for continuous."""
-        h = self.cell(torch.cat([state.z, embed_actions(self.embed_action, actions)], dim=1), state.h)
-        return state.next(z=state.z + self.delta(h), h=h, action=actions)
+        hidden = state.h[:, : self.hidden_dim]
+        hidden = self.cell(torch.cat([state.z, embed_actions(self.embed_action, actions)], dim=1), hidden)
+        delta = self.delta(hidden)
+        if self.moving is None:
+            return state.next(z=state.z + delta, h=hidden, action=actions)
+        # A change of motion smaller than the dead zone is the GRU's noise, not a bounce: none.
+        change = self.moving * torch.sign(delta) * F.relu(delta.abs() - self.still)
+        motion = state.h[:, self.hidden_dim :] + change
+        z = state.z + (1 - self.moving) * delta + motion
+        return state.next(z=z, h=torch.cat([hidden, motion], dim=1), action=actions)
 
 
 def context_features(context: torch.Tensor) -> torch.Tensor:
@@ -422,12 +461,15 @@ class LatentWorldModel(PretrainedWorldModel):
 
         return export_latent(self, folder)
 
-    def with_dynamics(self, dynamics: str, states: np.ndarray | None) -> LatentWorldModel:
+    def with_dynamics(
+        self, dynamics: str, states: np.ndarray | None, point_momentum: bool = False
+    ) -> LatentWorldModel:
         """A model with this one's autoencoder (shared) and new, untrained dynamics of kind
         `dynamics`, normalised for the state features `states` (N, S) where they step those."""
         config = replace(
             self.config,
             dynamics=dynamics,
+            point_momentum=point_momentum,
             state_dims=0 if states is None else states.shape[1],
             state_mean=[] if states is None else states.mean(0).tolist(),
             state_std=[] if states is None else (states.std(0) + 1e-6).tolist(),

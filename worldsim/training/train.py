@@ -92,9 +92,16 @@ class TrainConfig:
     # A point's coordinates read the mean position where the object is out of view, so a ball
     # that leaves (a point scored) jumps to the court's centre in the targets: a jump no model
     # can predict, which an MSE answers by pulling every ball towards the centre. With a weight,
-    # a point's x and y count only where the target shows the object, that much more, in the
-    # dynamics' loss and in the encoder's pose supervision.
+    # a point's x and y count only where the target shows the object, that much more: in the
+    # dynamics' loss, and (pose_point_weight) in the encoder's pose supervision, where a precise
+    # ball position makes the velocity between two frames usable.
     point_weight: float = 0.0  # 0: points count like the other pose dims
+    pose_point_weight: float = 0.0  # the same, for the autoencoder's pose loss
+    point_momentum: bool = False  # GRU: points keep their motion (LatentConfig.point_momentum)
+    # Where a ball may bounce or not, the mean of its futures is a slowed ball, which is what a
+    # squared error teaches a deterministic model. Beyond this many view pixels a point's error
+    # counts linearly (Huber), so the model keeps the likeliest path rather than the mean one.
+    point_huber: float = 0.0  # view pixels; 0: squared error everywhere
     dynamics: str = "gru"  # "gru" (any env), "state" (step the simulator state: samples), "auto"
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
@@ -241,7 +248,9 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         else:
             latents = encode_all(model, data.frames, config) if latents is None else latents
             if stage == "dynamics":  # new dynamics, from scratch
-                model = model.with_dynamics(dynamics_kind, states if dynamics_kind == "state" else None)
+                model = model.with_dynamics(
+                    dynamics_kind, states if dynamics_kind == "state" else None, config.point_momentum
+                )
             if stage == "outcome":
                 model = model if model.outcome_head is not None else model.with_outcome_head()
                 result = train_outcome(model, data, latents, train_eps, val_eps, config, rng)
@@ -400,7 +409,7 @@ def train_autoencoder(
             loss = loss + config.colour_weight * weighted_frame_loss(colours.float(), target_frames, ref)
         if poses is not None:
             pose = poses[index].to(device)
-            weight = point_weights(model.config, pose, pose_weight, config.point_weight)
+            weight = point_weights(model.config, pose, pose_weight, config.pose_point_weight)
             loss = loss + config.pose_weight * pose_loss(z.float(), pose, weight)
         return loss
 
@@ -583,11 +592,21 @@ class Windows:
         return window_batch(self.latents, self.actions, self.train[0][pick], self.train[1][pick], config, rng)
 
     def latent_loss(
-        self, predicted: torch.Tensor, targets: torch.Tensor, weight=1.0, log_steps: bool = False
+        self,
+        predicted: torch.Tensor,
+        targets: torch.Tensor,
+        weight=1.0,
+        log_steps: bool = False,
+        huber: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Squared error of (B, U, Z) latents, per dim scaled by the latents' spread and weighted:
-        its mean, or with `log_steps` the mean over steps of its log."""
-        error = (((predicted - targets) / self.scale) ** 2) * weight
+        its mean, or with `log_steps` the mean over steps of its log. `huber` (Z,): per dim, the
+        scaled error beyond which it counts linearly, with the slope it has there."""
+        error = (predicted - targets) / self.scale
+        squared = error**2
+        if huber is not None:
+            squared = torch.where(error.abs() > huber, 2 * huber * error.abs() - huber**2, squared)
+        error = squared * weight
         if not log_steps:
             return error.mean()
         return torch.log(error.mean(dim=(0, 2)) + 1e-12).mean()
@@ -610,12 +629,13 @@ def train_dynamics(
     windows = Windows(data, latents, train_eps, val_eps, config, rng)
     weight = torch.ones(latents.shape[1], device=latents.device)
     weight[: model.config.pose_dims] = config.dynamics_pose_weight
+    huber = point_huber_deltas(model.config, config.point_huber, windows.scale)
 
     def batch_loss() -> torch.Tensor:
         anchors, context, window_actions, targets = windows.sample(config.dynamics_batch_size, config, rng)
         predicted = unroll_latents(model, context, window_actions)
         target_weight = point_weights(model.config, targets, weight, config.point_weight)
-        loss = windows.latent_loss(predicted, targets, target_weight, log_steps=config.log_step_loss)
+        loss = windows.latent_loss(predicted, targets, target_weight, config.log_step_loss, huber)
         if pixels:
             loss = loss + pixel_loss(model, data, anchors, context, predicted, window_actions, config, rng)
         if states is not None:
@@ -656,6 +676,20 @@ def point_weights(
         seen = targets[..., seen_dim] * config.pose_std[seen_dim] + config.pose_mean[seen_dim] > 0.5
         weights[..., [x_dim, y_dim]] = point_weight * weight[[x_dim, y_dim]] * seen[..., None]
     return weights
+
+
+def point_huber_deltas(config: LatentConfig, pixels: float, scale: torch.Tensor) -> torch.Tensor | None:
+    """(Z,): `pixels` view pixels in the units `Windows.latent_loss` scores each point's x and y
+    in (normalised pose over the latents' spread); for every other dim, an error none reaches
+    (finite: an infinite one would turn the unused branch's gradient into NaN). None without."""
+    if not pixels or not config.points:
+        return None
+    _, _, row_step, col_step = config.env.view_in_render()
+    deltas = torch.full_like(scale, 1e6)
+    for x_dim, y_dim, _ in config.points:
+        deltas[x_dim] = pixels * col_step / config.pose_std[x_dim] / scale[x_dim]
+        deltas[y_dim] = pixels * row_step / config.pose_std[y_dim] / scale[y_dim]
+    return deltas
 
 
 def pixel_loss(
