@@ -34,6 +34,17 @@ def tiny_model(env: str, **overrides) -> LatentWorldModel:
         ("pendulum", {"decoder_action": True}),  # the decoder draws the step's action
         # a ball painted at its coordinates
         ("pong", {"pose_dims": 6, "pose_mean": [80.0] * 6, "pose_std": [30.0] * 6, "points": [[2, 4, 3]]}),
+        # ... that keeps its motion from step to step (carried in the state's h)
+        (
+            "pong",
+            {
+                "pose_dims": 6,
+                "pose_mean": [80.0] * 6,
+                "pose_std": [30.0] * 6,
+                "points": [[2, 4, 3]],
+                "point_momentum": True,
+            },
+        ),
     ],
 )
 def test_export_matches_torch(tmp_path, env, overrides):

@@ -324,8 +324,9 @@ class LatentDynamics(nn.Module):
     """GRU over latents: K context latents -> h; (z_t, a_t, h_t) -> (z_{t+1}, h_{t+1}).
 
     With point momentum the state h also carries the points' last motion (B, Z), zero outside
-    their x and y dims: z_{t+1} = z_t + v_{t+1} there, with v_{t+1} = v_t + delta, so a ball in
-    flight keeps its speed exactly and the GRU has only its bounces to learn."""
+    their x and y dims: z_{t+1} = z_t + v_{t+1} there, with v_{t+1} = v_t + delta where delta
+    passes a dead zone, so a ball in flight keeps its speed exactly and the GRU has only its
+    bounces to learn."""
 
     def __init__(self, config: LatentConfig):
         super().__init__()
@@ -334,7 +335,9 @@ class LatentDynamics(nn.Module):
         self.embed_action = action_embedding(config)
         # Context enters as the last latent plus its differences to the earlier ones (velocity).
         self.init = nn.Sequential(nn.Linear(config.context_frames * z, hidden), nn.Tanh())
-        self.cell = nn.GRUCell(z + config.action_embed_dim, hidden)
+        # With point momentum the GRU also sees the motion it carries: whether a ball already
+        # moves (two start frames) or must be set moving (one).
+        self.cell = nn.GRUCell(z * (2 if config.point_momentum else 1) + config.action_embed_dim, hidden)
         self.delta = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, z))
         moving = still = None  # (Z,): 1 on the points' x and y dims; their dead zones
         if config.point_momentum:
@@ -358,14 +361,14 @@ class LatentDynamics(nn.Module):
 
     def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
         """actions: (B,) int64 for discrete, (B, D) float for continuous."""
-        hidden = state.h[:, : self.hidden_dim]
-        hidden = self.cell(torch.cat([state.z, embed_actions(self.embed_action, actions)], dim=1), hidden)
+        hidden, motion = state.h[:, : self.hidden_dim], state.h[:, self.hidden_dim :]
+        seen = [state.z, motion] if self.moving is not None else [state.z]
+        hidden = self.cell(torch.cat([*seen, embed_actions(self.embed_action, actions)], dim=1), hidden)
         delta = self.delta(hidden)
         if self.moving is None:
             return state.next(z=state.z + delta, h=hidden, action=actions)
         # A change of motion smaller than the dead zone is the GRU's noise, not a bounce: none.
-        change = self.moving * torch.sign(delta) * F.relu(delta.abs() - self.still)
-        motion = state.h[:, self.hidden_dim :] + change
+        motion = motion + self.moving * torch.sign(delta) * F.relu(delta.abs() - self.still)
         z = state.z + (1 - self.moving) * delta + motion
         return state.next(z=z, h=torch.cat([hidden, motion], dim=1), action=actions)
 
