@@ -315,6 +315,17 @@ def point_maps(config: LatentConfig, z: torch.Tensor) -> torch.Tensor:
     return torch.stack(maps, dim=1)
 
 
+def point_pixel_units(config: LatentConfig) -> torch.Tensor:
+    """(latent_dim,): one view pixel in the normalised units of each point's x and y dims; 0 on
+    every other dim."""
+    _, _, row_step, col_step = config.env.view_in_render()
+    units = torch.zeros(config.latent_dim)
+    for x_dim, y_dim, _ in config.points:
+        units[x_dim] = col_step / config.pose_std[x_dim]
+        units[y_dim] = row_step / config.pose_std[y_dim]
+    return units
+
+
 # View pixels by which the GRU must change a point's motion in one step for it to change at all:
 # a bounce changes it by 2-8, while the GRU's unconditioned output wobbles by about one.
 MOTION_DEAD_ZONE = 1.0
@@ -341,12 +352,8 @@ class LatentDynamics(nn.Module):
         self.delta = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, z))
         moving = still = None  # (Z,): 1 on the points' x and y dims; their dead zones
         if config.point_momentum:
-            moving, still = torch.zeros(z), torch.zeros(z)
-            _, _, row_step, col_step = config.env.view_in_render()
-            for x_dim, y_dim, _ in config.points:
-                moving[[x_dim, y_dim]] = 1
-                still[x_dim] = MOTION_DEAD_ZONE * col_step / config.pose_std[x_dim]
-                still[y_dim] = MOTION_DEAD_ZONE * row_step / config.pose_std[y_dim]
+            pixel = point_pixel_units(config)
+            moving, still = (pixel > 0).float(), MOTION_DEAD_ZONE * pixel
         self.register_buffer("moving", moving, persistent=False)
         self.register_buffer("still", still, persistent=False)
 

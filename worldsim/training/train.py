@@ -45,6 +45,7 @@ from worldsim.models.latent import (
     LatentWorldModel,
     composite,
     embed_actions,
+    point_pixel_units,
     pose_loss,
     to_float,
     weighted_frame_loss,
@@ -684,12 +685,8 @@ def point_huber_deltas(config: LatentConfig, pixels: float, scale: torch.Tensor)
     (finite: an infinite one would turn the unused branch's gradient into NaN). None without."""
     if not pixels or not config.points:
         return None
-    _, _, row_step, col_step = config.env.view_in_render()
-    deltas = torch.full_like(scale, 1e6)
-    for x_dim, y_dim, _ in config.points:
-        deltas[x_dim] = pixels * col_step / config.pose_std[x_dim] / scale[x_dim]
-        deltas[y_dim] = pixels * row_step / config.pose_std[y_dim] / scale[y_dim]
-    return deltas
+    units = point_pixel_units(config).to(scale.device)
+    return torch.where(units > 0, pixels * units / scale, torch.full_like(scale, 1e6))
 
 
 def pixel_loss(
