@@ -220,6 +220,7 @@ def test_point_maps_peak_where_the_pose_dims_put_the_object():
         LatentConfig.for_env(spec, pose_dims=2, pose_mean=[0.0] * 2, pose_std=[1.0] * 2, points=[[2, 4, 3]])
 
 
+@torch.no_grad()
 def test_point_momentum_carries_a_ball_on_at_its_context_velocity():
     """With point momentum, dynamics that predict no change move a point on at the motion
     between the last two context frames, and hold every other latent dim still."""
@@ -227,9 +228,8 @@ def test_point_momentum_carries_a_ball_on_at_its_context_velocity():
     pose = {"pose_dims": 6, "pose_mean": [0.0] * 6, "pose_std": [1.0] * 6, "points": [[2, 4, 3]]}
     config = LatentConfig.for_env(spec, latent_dim=8, hidden_dim=16, point_momentum=True, **pose)
     model = LatentWorldModel(config)
-    with torch.no_grad():
-        model.dynamics.delta[-1].weight.zero_()
-        model.dynamics.delta[-1].bias.zero_()
+    model.dynamics.delta[-1].weight.zero_()
+    model.dynamics.delta[-1].bias.zero_()
     context = torch.zeros(1, 2, 8)
     context[0, 0, 2], context[0, 0, 4], context[0, 0, 0] = 10.0, 20.0, 5.0
     context[0, 1, 2], context[0, 1, 4], context[0, 1, 0] = 12.0, 16.0, 7.0
@@ -239,12 +239,10 @@ def test_point_momentum_carries_a_ball_on_at_its_context_velocity():
         assert state.z[0, 2] == 12 + 2 * t and state.z[0, 4] == 16 - 4 * t
         assert state.z[0, 0] == 7  # not a point: no momentum
     dead_zone = float(model.dynamics.still[4])  # 1 view pixel, in the latent's units
-    with torch.no_grad():
-        model.dynamics.delta[-1].bias[4] = 0.5 * dead_zone  # a wobble: the motion stays
+    model.dynamics.delta[-1].bias[4] = 0.5 * dead_zone  # a wobble: the motion stays
     state = model.dynamics.step(state, torch.zeros(1, dtype=torch.int64))
     assert state.z[0, 4] == 16 - 4 * 4
-    with torch.no_grad():
-        model.dynamics.delta[-1].bias[4] = dead_zone + 3.0  # a bounce: the motion changes by 3
+    model.dynamics.delta[-1].bias[4] = dead_zone + 3.0  # a bounce: the motion changes by 3
     state = model.dynamics.step(state, torch.zeros(1, dtype=torch.int64))
     assert float(state.z[0, 4]) == pytest.approx(16 - 4 * 4 - 4 + 3)
     with pytest.raises(ValueError, match="point_momentum needs points"):
