@@ -69,11 +69,15 @@ def test_breakout_readout_follows_paddle_and_ball_in_ram():
     _assert_tracks(readout["ball_y"], ram[:, 2], tolerance=3, min_found=0.3)
 
 
-def test_pong_readout_follows_paddle_and_ball_in_ram():
-    readout, ram = _atari_frames_and_ram("pong", [51, 49, 54])  # player y, ball x, ball y
-    # At RAM y 38 or 203 the paddle hides under the walls, outside the court the model sees.
+def test_pong_readout_follows_both_paddles_and_ball_in_ram():
+    # player y, ball x, ball y, opponent y
+    readout, ram = _atari_frames_and_ram("pong", [51, 49, 54, 50])
+    # At RAM y 38 or 203 a paddle hides under the walls, outside the court the model sees.
     in_court = (ram[:, 0] > 45) & (ram[:, 0] < 195)
     _assert_tracks(readout["paddle_y"], ram[:, 0], tolerance=3, min_found=0.9, where=in_court)
+    opponent_in_court = (ram[:, 3] > 45) & (ram[:, 3] < 195)
+    assert opponent_in_court.mean() > 0.5  # the opponent follows the ball up and down the court
+    _assert_tracks(readout["opponent_y"], ram[:, 3], tolerance=3, min_found=0.9, where=opponent_in_court)
     _assert_tracks(readout["ball_x"], ram[:, 1], tolerance=2, min_found=0.3)
     _assert_tracks(readout["ball_y"], ram[:, 2], tolerance=3, min_found=0.3)
 

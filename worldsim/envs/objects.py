@@ -109,7 +109,8 @@ def read_breakout(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
 
 
 def read_pong(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
-    """The player's (right, green) paddle row and the ball position, in Atari screen pixels."""
+    """The player's (right, green) paddle row, the ball position and the opponent's (left, orange)
+    paddle row, in Atari screen pixels."""
     frames = frames.astype(np.float32)
     rows, cols = render_grid(frames, spec)
     r, g, b = frames[..., 0], frames[..., 1], frames[..., 2]
@@ -121,10 +122,16 @@ def read_pong(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
     # more than blue and the orange one red more than blue.
     white = np.clip((b - 17) / 219, 0, 1) * (g - r + 72 < b - 17) * (r - 144 < 0.6 * (b - 17))
     white[white < 0.2] = 0
-    # At the top and bottom of the court the paddle slides half under the walls.
+    # Orange paddle (213, 130, 74): red and blue rise from the court's in the paddle's proportion;
+    # the ball's blue rises far more than its red.
+    orange = np.clip((r - 144) / 69, 0, 1) * (b - 17 < 0.9 * (r - 144))
+    orange[orange < 0.25] = 0
+    # At the top and bottom of the court the paddles slide half under the walls.
     paddle_y, _ = _centroid(green * (cols > 136)[None, :], rows, cols, min_mass=0.3 * 4 * 16)
     ball_y, ball_x = _centroid(white, rows, cols, min_mass=0.4 * 2 * 4)
-    return {"paddle_y": paddle_y, "ball_x": ball_x, "ball_y": ball_y}
+    opponent_y, _ = _centroid(orange * (cols < 24)[None, :], rows, cols, min_mass=0.3 * 4 * 16)
+    # The opponent comes last, so that the pose columns of earlier models keep their places.
+    return {"paddle_y": paddle_y, "ball_x": ball_x, "ball_y": ball_y, "opponent_y": opponent_y}
 
 
 def read_carracing(frames: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
