@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from worldsim.envs.builtin import ENV_SPECS
@@ -146,7 +147,10 @@ def _episodes_flag(spec: EnvSpec, training: dict) -> str:
 
 def _env_flag(spec: EnvSpec) -> str:
     """How `collect` names the environment: a built-in name, or the gymnasium id."""
-    if ENV_SPECS.get(spec.name) == spec:
+    builtin = ENV_SPECS.get(spec.name)
+    # The built-in's training defaults may have moved on since the model was trained; they do
+    # not change what `collect` records.
+    if builtin is not None and replace(builtin, train_defaults={}) == replace(spec, train_defaults={}):
         return f"--env {spec.name}"
     flag = f"--env-id {spec.gym_id}"
     indices = tuple(str(i) for i in range(len(spec.action_names)))
