@@ -166,40 +166,6 @@ def test_format_3_configs_load_as_models_that_draw_no_action_and_no_points():
     assert not upgraded.decoder_action and upgraded.points == []
 
 
-def test_an_outcome_head_from_pose_reads_nothing_but_the_pose_dims():
-    """CartPole's end is about the cart and the pole, which the pose dims hold: a head that reads
-    only them cannot call an end from the other dims, which drift in a long dream."""
-    torch.manual_seed(0)
-    config = LatentConfig.for_env(
-        get_spec("cartpole"),
-        latent_dim=8,
-        hidden_dim=16,
-        pose_dims=3,
-        pose_mean=[0.0] * 3,
-        pose_std=[1.0] * 3,
-    )
-    full = LatentWorldModel(config).with_outcome_head()
-    from_pose = LatentWorldModel(config).with_outcome_head(from_pose=True)
-    assert from_pose.config.outcome_from_pose and from_pose.outcome_head[0].in_features == 2 * 3
-    prev_z, z = torch.randn(4, 8), torch.randn(4, 8)
-    drifted = z.clone()
-    drifted[:, 3:] += 5.0  # every dim but the pose ones
-    with torch.no_grad():
-        assert torch.equal(
-            torch.stack(from_pose.outcome_logits(prev_z, z)),
-            torch.stack(from_pose.outcome_logits(prev_z, drifted)),
-        )
-        assert not torch.equal(
-            torch.stack(full.outcome_logits(prev_z, z)), torch.stack(full.outcome_logits(prev_z, drifted))
-        )
-    with pytest.raises(ValueError, match="outcome_from_pose needs pose dims"):
-        LatentConfig.for_env(get_spec("cartpole"), outcome_from_pose=True)
-    format_5 = {k: v for k, v in from_pose.config_dict().items() if k != "outcome_from_pose"} | {
-        "format_version": 5
-    }
-    assert not LatentConfig.from_dict(format_5).outcome_from_pose
-
-
 def action_drawing_model() -> LatentWorldModel:
     """A Pendulum model whose decoder sees the action, with weights large enough to show it."""
     torch.manual_seed(0)

@@ -43,7 +43,7 @@ from worldsim.models.base import (
     to_uint8,
 )
 
-CONFIG_FORMAT_VERSION = 6
+CONFIG_FORMAT_VERSION = 5
 
 
 @dataclass
@@ -69,10 +69,6 @@ class LatentConfig:
     # A head that predicts each step's reward and whether the episode has ended (Dream-v0's
     # reward and terminated), from the latents before and after the step.
     outcome: bool = False
-    # The head reads only the pose dims: where the rules are about what the poses hold (CartPole
-    # ends when the cart or the pole passes a limit), it then cannot call an end from the other
-    # dims, which drift in a long dream (CartPole's dream ended after 100 steps, reality 300).
-    outcome_from_pose: bool = False
     # The decoder also sees the action that led to the frame: some screens draw it (Pendulum's
     # torque arrow, CarRacing's steering and gas bars), and a latent stepped by physics alone
     # (state dynamics) cannot know it.
@@ -126,8 +122,6 @@ class LatentConfig:
                 raise ValueError(f"each of points must be 3 pose dims (x, y, seen) below {self.pose_dims}")
         if self.point_momentum and not (self.points and self.dynamics == "gru"):
             raise ValueError("point_momentum needs points and GRU dynamics")
-        if self.outcome_from_pose and not self.pose_dims:
-            raise ValueError("outcome_from_pose needs pose dims")
         if self.dynamics == "state" and not (
             0 < self.state_dims == len(self.state_mean) == len(self.state_std)
         ):
@@ -184,7 +178,6 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     2: _upgrade_2_to_3,
     3: lambda data: data,  # 4 added decoder_action and points (off by default)
     4: lambda data: data,  # 5 added point_momentum (off by default)
-    5: lambda data: data,  # 6 added outcome_from_pose (off by default)
 }
 
 
@@ -458,8 +451,7 @@ class LatentWorldModel(PretrainedWorldModel):
         self.decoder = ConvDecoder(config)
         self.dynamics = DYNAMICS_KINDS[config.dynamics](config)
         # reward and episode end from the latents before and after a step
-        read = config.pose_dims if config.outcome_from_pose else config.latent_dim
-        self.outcome_head = _mlp(2 * read, config.hidden_dim, 2) if config.outcome else None
+        self.outcome_head = _mlp(2 * config.latent_dim, config.hidden_dim, 2) if config.outcome else None
         # Channels-last convolutions: 1.8x faster decoding on this CPU (docs/performance.md).
         self.to(memory_format=torch.channels_last)
 
@@ -496,11 +488,9 @@ class LatentWorldModel(PretrainedWorldModel):
         model.encoder, model.decoder, model.outcome_head = self.encoder, self.decoder, self.outcome_head
         return model
 
-    def with_outcome_head(self, from_pose: bool = False) -> LatentWorldModel:
-        """A model sharing all of this one's parts, plus a new, untrained outcome head (reading
-        only the pose dims, `from_pose`)."""
-        config = replace(self.config, outcome=True, outcome_from_pose=from_pose)
-        model = LatentWorldModel(config).to(self.device)
+    def with_outcome_head(self) -> LatentWorldModel:
+        """A model sharing all of this one's parts, plus a new, untrained outcome head."""
+        model = LatentWorldModel(replace(self.config, outcome=True)).to(self.device)
         model.encoder, model.decoder, model.dynamics = self.encoder, self.decoder, self.dynamics
         model.calibration = self.calibration
         return model
@@ -571,8 +561,6 @@ class LatentWorldModel(PretrainedWorldModel):
 
     def outcome_logits(self, prev_z: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(reward (B,), episode-ended logit (B,)) of the step from prev_z to z."""
-        if self.config.outcome_from_pose:
-            prev_z, z = prev_z[:, : self.config.pose_dims], z[:, : self.config.pose_dims]
         reward, ended = self.outcome_head(torch.cat([prev_z, z], dim=1)).unbind(dim=1)
         return reward, ended
 

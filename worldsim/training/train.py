@@ -129,7 +129,6 @@ class TrainConfig:
     # latents a dream produces, not from the encoder's.
     outcome_steps: int = 1500  # optimizer steps of stage 4
     outcome_lr: float = 1e-3  # peak learning rate of the head
-    outcome_from_pose: bool = False  # the head reads only the pose dims (LatentConfig.outcome_from_pose)
     # model
     latent_dim: int = 32  # size of a frame's latent
     hidden_dim: int = 256  # GRU state size
@@ -254,8 +253,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     dynamics_kind, states if dynamics_kind == "state" else None, config.point_momentum
                 )
             if stage == "outcome":
-                if model.outcome_head is None or model.config.outcome_from_pose != config.outcome_from_pose:
-                    model = model.with_outcome_head(from_pose=config.outcome_from_pose)
+                model = model if model.outcome_head is not None else model.with_outcome_head()
                 result = train_outcome(model, data, latents, train_eps, val_eps, config, rng)
             else:
                 normalised = None
