@@ -167,6 +167,16 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 "colour_weight": 0.2,
                 "frame_poses": True,
                 "object_points": True,  # the ball, painted where its latent coordinates say
+                # The ball's speed: an encoder exact to 0.3 px (0.6 without the weight), dynamics
+                # that keep the ball's motion and learn its bounces, without hedging between them
+                # (docs/experiments.md, "Issue 15, session 9")
+                "pose_point_weight": 30.0,
+                "point_weight": 10.0,
+                "point_momentum": True,
+                "point_huber": 1.0,
+                # Half the windows then draw one context frame rather than three quarters: from
+                # one frame the GRU learns an average serve, and it sped real ones up.
+                "single_frame_share": 0.0,
                 # No pixels stage: +1.4 dB at h=5 after 50 steps, but it blurs the paddles (a held
                 # key moved the paddle the simulator's way in 34% of tries, against 97%) and the
                 # ball (docs/experiments.md)
