@@ -163,7 +163,7 @@ def test_format_3_configs_load_as_models_that_draw_no_action_and_no_points():
     config = small_model().config_dict()
     old = {k: v for k, v in config.items() if k not in ("decoder_action", "points")} | {"format_version": 3}
     upgraded = LatentConfig.from_dict(old)
-    assert not upgraded.decoder_action and upgraded.points == []
+    assert not upgraded.decoder_action and upgraded.points == [] and not upgraded.warp_reference
 
 
 def action_drawing_model() -> LatentWorldModel:
@@ -192,6 +192,24 @@ def test_a_decoder_that_sees_the_action_draws_what_the_last_step_did():
     for t in range(3):
         state = model.step(state, torch.from_numpy(actions[:, t]))
         assert np.array_equal(model.render(state)[0].numpy(), batched[t + 1])
+
+
+@torch.no_grad()
+def test_a_warping_decoder_moves_the_reference_it_draws_over():
+    """With warp_reference the background is the reference moved by the decoder's flow: a new
+    flow head leaves it in place, and a flow of one pixel everywhere, under a closed mask, draws
+    the reference one pixel over."""
+    from worldsim.models.latent import FLOW_PIXELS
+
+    config = LatentConfig.for_env(get_spec("carracing"), latent_dim=8, hidden_dim=16, warp_reference=True)
+    model = LatentWorldModel(config).eval()
+    model.decoder.net[-2].bias[48:].fill_(-40.0)  # the mask closed: the background alone
+    ref, z = torch.rand(1, 3, 64, 64), torch.zeros(1, 8)
+    assert torch.allclose(model.decode(z, z, ref), ref, atol=1e-5)
+    model.decoder.flow[-1].bias.view(2, -1)[0] = 1 / FLOW_PIXELS  # x: each pixel from its right
+    drawn = model.decode(z, z, ref)
+    assert torch.allclose(drawn[..., :-1], ref[..., 1:], atol=1e-5)
+    assert torch.allclose(drawn[..., -1], ref[..., -1], atol=1e-5)  # past the edge: the edge
 
 
 def test_point_maps_peak_where_the_pose_dims_put_the_object():

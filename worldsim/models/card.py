@@ -134,6 +134,12 @@ def _describe_kind(config: dict) -> str:
             if config.get("point_momentum")
             else ""
         )
+        + (
+            " The decoder moves the start frame by a smooth flow before drawing over it, so a view "
+            "that scrolls and turns keeps its texture."
+            if config.get("warp_reference")
+            else ""
+        )
         + outcome
     )
 

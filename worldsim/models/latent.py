@@ -7,6 +7,7 @@ Design (World Models / Dreamer, small enough for 2 CPU cores):
     K context latents --init--> h           (GRU state: what one frame cannot show, e.g. velocity)
     (z_t, a_t, h_t) --GRUCell--> h_{t+1};  z_{t+1} = z_t + delta(h_{t+1})
     (z, z_ref) --decoder--> colours + mask;  frame = mask * colours + (1 - mask) * reference frame
+                            (optionally the reference moved by a smooth flow the decoder draws)
 
 The decoder sees the latent of the frame to draw and of the reference (the last start frame), so
 it knows where objects are and where they were: it paints those places and copies every other
@@ -43,7 +44,7 @@ from worldsim.models.base import (
     to_uint8,
 )
 
-CONFIG_FORMAT_VERSION = 5
+CONFIG_FORMAT_VERSION = 6
 
 
 @dataclass
@@ -83,6 +84,11 @@ class LatentConfig:
     # predicts changes of that motion (a ball's bounces) rather than the motion itself. A GRU
     # asked for positions carried a ball's speed poorly: it fell back on the common speed.
     point_momentum: bool = False
+    # The decoder also moves the reference frame before painting over it, by a smooth flow field
+    # (a coarse grid of shifts, bilinearly upsampled). Where the whole view moves (CarRacing's
+    # road and grass turn and scroll under the car), the reference's texture, which a 32-d latent
+    # cannot hold, is shifted into place rather than redrawn blurred.
+    warp_reference: bool = False
 
     @property
     def height(self) -> int:
@@ -178,6 +184,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     2: _upgrade_2_to_3,
     3: lambda data: data,  # 4 added decoder_action and points (off by default)
     4: lambda data: data,  # 5 added point_momentum (off by default)
+    5: lambda data: data,  # 6 added warp_reference (off by default)
 }
 
 
@@ -261,11 +268,46 @@ class ConvDecoder(nn.Module):
                 nn.Conv2d(4 + maps, 16, 3, padding=1), nn.SiLU(), nn.Conv2d(16, 4, 3, padding=1)
             )
 
+        # Reference warp: shifts (x, y, in view pixels) on a grid of 8x8-pixel cells, read from
+        # the same inputs. The last layer starts at zero: the reference as it is.
+        self.flow = None
+        if config.warp_reference:
+            self.flow_grid = (config.height // 8, config.width // 8)
+            self.flow = nn.Sequential(
+                nn.Linear(inputs, 256), nn.SiLU(), nn.Linear(256, 2 * math.prod(self.flow_grid))
+            )
+            with torch.no_grad():
+                self.flow[-1].weight.zero_()
+                self.flow[-1].bias.zero_()
+
     def forward(self, z: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
         out = self.net(self.project(z).view(-1, *self.grid))
         if self.refine is not None:
             out = out + self.refine(torch.cat([out, maps.to(out.dtype)], dim=1))
         return out
+
+    def flow_field(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, inputs) -> (B, 2, gh, gw): the reference's shift per grid cell, in view pixels."""
+        return FLOW_PIXELS * self.flow(z).view(-1, 2, *self.flow_grid)
+
+
+# View pixels of reference shift per unit of the flow head's output: a few units reach the
+# shifts of a scrolling view, and a step of the optimiser moves it by a fraction of a pixel.
+FLOW_PIXELS = 4.0
+
+
+def warp(frames: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """frames (B, 3, H, W) sampled where flow (B, 2, gh, gw), x and y in view pixels, upsampled
+    bilinearly to (H, W), says each pixel's content comes from; edges extend past the border."""
+    b, _, height, width = frames.shape
+    flow = F.interpolate(flow.float(), size=(height, width), mode="bilinear", align_corners=False)
+    ys = (torch.arange(height, device=frames.device, dtype=torch.float32) * 2 + 1) / height - 1
+    xs = (torch.arange(width, device=frames.device, dtype=torch.float32) * 2 + 1) / width - 1
+    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (H, W, 2): x, y
+    shift = torch.stack([flow[:, 0] * (2 / width), flow[:, 1] * (2 / height)], dim=-1)
+    return F.grid_sample(
+        frames.float(), base + shift, mode="bilinear", padding_mode="border", align_corners=False
+    )
 
 
 def action_embedding(config: LatentConfig) -> nn.Module:
@@ -503,12 +545,13 @@ class LatentWorldModel(PretrainedWorldModel):
     ) -> torch.Tensor:
         """Draw the frame of latent z over the reference frame `ref` (whose latent is ref_z);
         `action` is the one that led to the frame (models with decoder_action draw it)."""
-        return composite(*self.decode_parts(z, ref_z, action), ref)
+        return composite(*self.decode_parts(z, ref_z, ref, action))
 
     def decode_parts(
-        self, z: torch.Tensor, ref_z: torch.Tensor, action: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The decoder's colours (B, 3, H, W) and mask in [0, 1] (B, 1, H, W) before compositing."""
+        self, z: torch.Tensor, ref_z: torch.Tensor, ref: torch.Tensor, action: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The decoder's colours (B, 3, H, W), mask in [0, 1] (B, 1, H, W) and the background
+        (B, 3, H, W) they are composited over: the reference, moved where warp_reference says."""
         config = self.config
         inputs = [z, ref_z]
         if config.decoder_action:
@@ -516,8 +559,10 @@ class LatentWorldModel(PretrainedWorldModel):
         maps = None
         if config.points:
             maps = torch.cat([point_maps(config, z.float()), point_maps(config, ref_z.float())], dim=1)
-        out = self.decoder(torch.cat(inputs, dim=1), maps)
-        return out[:, :3], torch.sigmoid(out[:, 3:4])
+        features = torch.cat(inputs, dim=1)
+        out = self.decoder(features, maps)
+        background = ref if self.decoder.flow is None else warp(ref, self.decoder.flow_field(features))
+        return out[:, :3], torch.sigmoid(out[:, 3:4]), background
 
     def start(self, frames: torch.Tensor, sample: bool = False) -> LatentState:
         """frames uint8 (B, K, h, w, 3), oldest first; K <= context_frames."""
@@ -593,9 +638,9 @@ class LatentWorldModel(PretrainedWorldModel):
         return to_uint8(torch.stack(drawn, dim=1)).cpu().numpy()
 
 
-def composite(colours: torch.Tensor, mask: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """The decoder's colours where its mask is on, the reference frame's own pixels elsewhere."""
-    return mask * colours + (1 - mask) * ref
+def composite(colours: torch.Tensor, mask: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """The decoder's colours where its mask is on, the (moved) reference frame's pixels elsewhere."""
+    return mask * colours + (1 - mask) * background
 
 
 def weighted_frame_loss(pred: torch.Tensor, target: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:

@@ -85,6 +85,7 @@ class TrainConfig:
     # (Pong's ball); see LatentConfig.decoder_action and .points.
     decoder_action: bool = False
     object_points: bool = False  # needs frame_poses: the positions are the object readers'
+    warp_reference: bool = False  # the decoder moves the reference it draws over (LatentConfig)
     # stage 2: latent dynamics
     dynamics_steps: int = 6000  # optimizer steps of stage 2
     dynamics_batch_size: int = 64  # windows per step
@@ -224,6 +225,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             pose_mean=[] if poses is None else poses.mean(0).tolist(),
             pose_std=[] if poses is None else (poses.std(0) + 1e-6).tolist(),
             decoder_action=config.decoder_action,
+            warp_reference=config.warp_reference,
             points=object_points(spec) if config.object_points and config.frame_poses else [],
         )
         model = LatentWorldModel(model_config).to(config.device)
@@ -402,8 +404,8 @@ def train_autoencoder(
             z = model.encode(frames)  # targets, then references: one batch
             z_target, z_ref = z.chunk(2)
             ref = frames[len(target) :]
-            colours, mask = model.decode_parts(z_target, z_ref, incoming(target))
-            recon = composite(colours, mask, ref)
+            colours, mask, background = model.decode_parts(z_target, z_ref, ref, incoming(target))
+            recon = composite(colours, mask, background)
         target_frames = frames[: len(target)]
         loss = weighted_frame_loss(recon.float(), target_frames, ref)
         if config.colour_weight:
