@@ -299,7 +299,7 @@ FLOW_PIXELS = 4.0
 def warp(frames: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """frames (B, 3, H, W) sampled where flow (B, 2, gh, gw), x and y in view pixels, upsampled
     bilinearly to (H, W), says each pixel's content comes from; edges extend past the border."""
-    b, _, height, width = frames.shape
+    height, width = frames.shape[-2:]
     flow = F.interpolate(flow.float(), size=(height, width), mode="bilinear", align_corners=False)
     ys = (torch.arange(height, device=frames.device, dtype=torch.float32) * 2 + 1) / height - 1
     xs = (torch.arange(width, device=frames.device, dtype=torch.float32) * 2 + 1) / width - 1
