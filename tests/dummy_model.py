@@ -66,7 +66,7 @@ class SlideWorldModel(WorldModel):
 
 
 def checkpoint_folder() -> Path:
-    """The `worldsim.checkpoints` entry point: a checkpoint this 'package' ships."""
-    if not (FOLDER / "config.json").exists():
-        SlideWorldModel(get_spec("cartpole")).save_pretrained(FOLDER)
+    """The `worldsim.checkpoints` entry point: a checkpoint this 'package' ships. Written on every
+    call: a folder left in the temp dir by an older run would hold an older built-in spec."""
+    SlideWorldModel(get_spec("cartpole")).save_pretrained(FOLDER)
     return FOLDER

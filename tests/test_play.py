@@ -27,7 +27,10 @@ def test_play_matches_a_rollout_of_the_same_actions(session, start_frame):
     for action in ["left", "left", "right", "left"]:
         session.step(action)
     rolled = session.model.rollout(start_frame, "left left right left")
-    np.testing.assert_array_equal(session.video_frames(), rolled)
+    # Play decodes each frame alone, a rollout all frames in one batch: convolutions round
+    # differently by batch size, so a pixel may sit one level over on the other side of a .5.
+    difference = np.abs(session.video_frames().astype(int) - rolled.astype(int))
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
 
 
 def test_undo_restart_and_branching(session):
