@@ -232,6 +232,11 @@ class ConvEncoder(nn.Module):
         return self.net(frames * 2 - 1)
 
 
+# View pixels of reference shift per unit of the flow head's output: a few units reach the
+# shifts of a scrolling view, and a step of the optimiser moves it by a fraction of a pixel.
+FLOW_PIXELS = 4.0
+
+
 class ConvDecoder(nn.Module):
     """(B, 2 * latent_dim [+ action features]) -> (B, 4, H, W): colours and mask logit, from
     target and reference z; with points, refined at full resolution by their position maps."""
@@ -289,11 +294,6 @@ class ConvDecoder(nn.Module):
     def flow_field(self, z: torch.Tensor) -> torch.Tensor:
         """(B, inputs) -> (B, 2, gh, gw): the reference's shift per grid cell, in view pixels."""
         return FLOW_PIXELS * self.flow(z).view(-1, 2, *self.flow_grid)
-
-
-# View pixels of reference shift per unit of the flow head's output: a few units reach the
-# shifts of a scrolling view, and a step of the optimiser moves it by a fraction of a pixel.
-FLOW_PIXELS = 4.0
 
 
 def warp(frames: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
