@@ -267,6 +267,36 @@ def test_point_momentum_carries_a_ball_on_at_its_context_velocity():
         LatentConfig.for_env(spec, point_momentum=True)
 
 
+@torch.no_grad()
+def test_a_contact_gate_changes_a_points_motion_only_where_it_opens():
+    """With a contact gate, the GRU's change of motion applies in full where the gate's logit is
+    positive (or where training says the motion truly changes), and not at all elsewhere: a ball
+    in flight keeps its speed however large the change the GRU would make."""
+    spec = get_spec("pong")
+    pose = {"pose_dims": 6, "pose_mean": [0.0] * 6, "pose_std": [1.0] * 6, "points": [[2, 4, 3]]}
+    config = LatentConfig.for_env(
+        spec, latent_dim=8, hidden_dim=16, point_momentum=True, contact_gate=True, **pose
+    )
+    dynamics = LatentWorldModel(config).dynamics
+    dynamics.delta[-1].weight.zero_()
+    dynamics.delta[-1].bias.zero_()
+    dynamics.delta[-1].bias[4] = 3.0  # the GRU would turn the ball by 3 every step
+    dynamics.contact.weight.zero_()
+    context = torch.zeros(1, 2, 8)
+    context[0, 1, 2], context[0, 1, 4] = 2.0, -4.0  # moving 2 right, 4 up a step
+    action = torch.zeros(1, dtype=torch.int64)
+    dynamics.contact.bias.fill_(-1.0)  # closed: the motion stays
+    state, logits = dynamics.step_with_contacts(dynamics.start(context), action)
+    assert logits.shape == (1, 1) and float(state.z[0, 4]) == -8.0 and float(state.z[0, 2]) == 4.0
+    dynamics.contact.bias.fill_(1.0)  # open: the change applies, to the point's dims only
+    state = dynamics.step(state, action)
+    assert float(state.z[0, 4]) == pytest.approx(-8.0 - 4.0 + 3.0) and float(state.z[0, 2]) == 6.0
+    told, _ = dynamics.step_with_contacts(state, action, contacts=torch.zeros(1, 1))  # training's say
+    assert float(told.z[0, 4]) == pytest.approx(-9.0 - 1.0)
+    with pytest.raises(ValueError, match="contact_gate needs point_momentum"):
+        LatentConfig.for_env(spec, contact_gate=True, **pose)
+
+
 def test_a_card_collects_the_episodes_its_model_was_trained_on():
     from worldsim.models.card import read_card_inputs, render_model_card
 

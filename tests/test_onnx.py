@@ -46,6 +46,18 @@ def tiny_model(env: str, **overrides) -> LatentWorldModel:
                 "point_momentum": True,
             },
         ),
+        # ... whose motion changes only where a contact gate opens
+        (
+            "pong",
+            {
+                "pose_dims": 6,
+                "pose_mean": [80.0] * 6,
+                "pose_std": [30.0] * 6,
+                "points": [[2, 4, 3]],
+                "point_momentum": True,
+                "contact_gate": True,
+            },
+        ),
     ],
 )
 def test_export_matches_torch(tmp_path, env, overrides):

@@ -78,6 +78,31 @@ def test_point_weights_count_a_point_only_where_its_object_is_in_view():
     assert point_weights(config, targets, weight, point_weight=0.0) is weight  # off: as before
 
 
+def test_true_contacts_mark_the_steps_where_a_points_motion_changes():
+    """A ball flying straight has no contact; a bounce, a change of speed and a ball set moving
+    from one context frame each have one, at the step where the motion changes."""
+    from worldsim.envs.builtin import get_spec
+    from worldsim.models.latent import LatentConfig
+    from worldsim.training.train import true_contacts
+
+    spec = get_spec("pong")
+    _, _, row_step, col_step = spec.view_in_render()  # screen pixels per view pixel
+    config = LatentConfig.for_env(
+        spec, latent_dim=8, pose_dims=6, pose_mean=[0.0] * 6, pose_std=[1.0] * 6, points=[[2, 4, 3]]
+    )
+    x_motion = [2, 2, 2, -2, -2, -2]  # view pixels a step: a paddle bounce at step 3
+    y_motion = [4, 4, 2, 2, 2, 2.5]  # slowed at step 2; half a pixel of jitter at step 5
+    positions = torch.zeros(2, 7, 8)  # (windows, context frame + 6 steps, latent)
+    positions[:, 1:, 2] = torch.tensor(x_motion).cumsum(0) * col_step
+    positions[:, 1:, 4] = torch.tensor(y_motion).cumsum(0) * row_step
+    context = torch.stack([positions[:, 0] - positions[:, 1] + positions[:, 0], positions[:, 0]], dim=1)
+    context[1, 0] = context[1, 1]  # one frame: the ball's motion is unknown at the start
+    contacts = true_contacts(config, context, positions[:, 1:])
+    assert contacts.shape == (2, 6, 1)
+    assert contacts[0, :, 0].tolist() == [0, 0, 1, 1, 0, 0]
+    assert contacts[1, :, 0].tolist() == [1, 0, 1, 1, 0, 0]
+
+
 def test_a_points_error_past_its_huber_pixels_counts_linearly():
     """Huber on a point's coordinates: squared up to the given view pixels, then linear with the
     same slope; every other latent dim keeps its squared error."""

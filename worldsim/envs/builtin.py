@@ -215,6 +215,10 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 # decoding from the whole unroll keeps the road drawn at h=60 from the reset zoom
                 "pixel_steps": 1500,
                 "pixel_horizon": 40,
+                # The road and grass scroll and turn under the car: moving the start frame's
+                # texture into place beats redrawing it from 32 numbers, +3.7 / +3.3 dB at h=5 /
+                # h=10 after 50 steps of random actions (docs/experiments.md, session 12).
+                "warp_reference": True,
                 # Drawing the action (the bars under the road show steering, gas and brake) was
                 # tried: +0.2-0.3 dB at h=1..10, 1-2 dB less at h=30-60 (docs/experiments.md).
             },

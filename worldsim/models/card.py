@@ -135,6 +135,11 @@ def _describe_kind(config: dict) -> str:
             else ""
         )
         + (
+            " A contact gate, trained on the steps where the ball's motion truly changed, says when that is."
+            if config.get("contact_gate")
+            else ""
+        )
+        + (
             " The decoder moves the start frame by a smooth flow before drawing over it, so a view "
             "that scrolls and turns keeps its texture."
             if config.get("warp_reference")

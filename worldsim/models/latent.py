@@ -44,7 +44,7 @@ from worldsim.models.base import (
     to_uint8,
 )
 
-CONFIG_FORMAT_VERSION = 6
+CONFIG_FORMAT_VERSION = 7
 
 
 @dataclass
@@ -84,6 +84,11 @@ class LatentConfig:
     # predicts changes of that motion (a ball's bounces) rather than the motion itself. A GRU
     # asked for positions carried a ball's speed poorly: it fell back on the common speed.
     point_momentum: bool = False
+    # With point momentum: the GRU also says, per point, whether its motion changes at this step
+    # (a bounce, a serve), and only then is its change of motion applied. Trained with the true
+    # changes, it keeps the change it learns for bounces off the steps in flight, where an
+    # ungated change, hedged between "bounce" and "not yet", was a bias that sped balls up.
+    contact_gate: bool = False
     # The decoder also moves the reference frame before painting over it, by a smooth flow field
     # (a coarse grid of shifts, bilinearly upsampled). Where the whole view moves (CarRacing's
     # road and grass turn and scroll under the car), the reference's texture, which a 32-d latent
@@ -128,6 +133,8 @@ class LatentConfig:
                 raise ValueError(f"each of points must be 3 pose dims (x, y, seen) below {self.pose_dims}")
         if self.point_momentum and not (self.points and self.dynamics == "gru"):
             raise ValueError("point_momentum needs points and GRU dynamics")
+        if self.contact_gate and not self.point_momentum:
+            raise ValueError("contact_gate needs point_momentum")
         if self.dynamics == "state" and not (
             0 < self.state_dims == len(self.state_mean) == len(self.state_std)
         ):
@@ -185,6 +192,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     3: lambda data: data,  # 4 added decoder_action and points (off by default)
     4: lambda data: data,  # 5 added point_momentum (off by default)
     5: lambda data: data,  # 6 added warp_reference (off by default)
+    6: lambda data: data,  # 7 added contact_gate (off by default)
 }
 
 
@@ -368,6 +376,14 @@ def point_pixel_units(config: LatentConfig) -> torch.Tensor:
     return units
 
 
+def point_dim_map(config: LatentConfig) -> torch.Tensor:
+    """(P, Z): row p is 1 on point p's x and y dims."""
+    dims = torch.zeros(len(config.points), config.latent_dim)
+    for p, (x_dim, y_dim, _) in enumerate(config.points):
+        dims[p, [x_dim, y_dim]] = 1
+    return dims
+
+
 # View pixels by which the GRU must change a point's motion in one step for it to change at all:
 # a bounce changes it by 2-8, while the GRU's unconditioned output wobbles by about one.
 MOTION_DEAD_ZONE = 1.0
@@ -398,6 +414,11 @@ class LatentDynamics(nn.Module):
             moving, still = (pixel > 0).float(), MOTION_DEAD_ZONE * pixel
         self.register_buffer("moving", moving, persistent=False)
         self.register_buffer("still", still, persistent=False)
+        # With a contact gate: one logit per point ("its motion changes now"), and (P, Z) maps
+        # from points to their x and y dims.
+        self.contact = nn.Linear(hidden, len(config.points)) if config.contact_gate else None
+        point_dims = point_dim_map(config) if config.contact_gate else None
+        self.register_buffer("point_dims", point_dims, persistent=False)
 
     def start(self, context: torch.Tensor, noise: torch.Tensor | None = None) -> LatentState:
         """context (B, K, Z), oldest first -> state at the last context frame. A GRU does not
@@ -410,16 +431,30 @@ class LatentDynamics(nn.Module):
 
     def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
         """actions: (B,) int64 for discrete, (B, D) float for continuous."""
+        return self.step_with_contacts(state, actions)[0]
+
+    def step_with_contacts(
+        self, state: LatentState, actions: torch.Tensor, contacts: torch.Tensor | None = None
+    ) -> tuple[LatentState, torch.Tensor | None]:
+        """A step, and with a contact gate the per-point contact logits (B, P) it predicted.
+        `contacts` (B, P) of 0/1 overrides the gate (training feeds the true changes); None
+        applies a point's change of motion where its logit is positive."""
         hidden, motion = state.h[:, : self.hidden_dim], state.h[:, self.hidden_dim :]
         seen = [state.z, motion] if self.moving is not None else [state.z]
         hidden = self.cell(torch.cat([*seen, embed_actions(self.embed_action, actions)], dim=1), hidden)
         delta = self.delta(hidden)
         if self.moving is None:
-            return state.next(z=state.z + delta, h=hidden, action=actions)
-        # A change of motion smaller than the dead zone is the GRU's noise, not a bounce: none.
-        motion = motion + self.moving * torch.sign(delta) * F.relu(delta.abs() - self.still)
+            return state.next(z=state.z + delta, h=hidden, action=actions), None
+        logits = None
+        if self.contact is not None:
+            logits = self.contact(hidden)
+            gate = (logits > 0).to(delta.dtype) if contacts is None else contacts.to(delta.dtype)
+            change = (gate @ self.point_dims) * delta
+        else:  # a change of motion smaller than the dead zone is the GRU's noise, not a bounce
+            change = torch.sign(delta) * F.relu(delta.abs() - self.still)
+        motion = motion + self.moving * change
         z = state.z + (1 - self.moving) * delta + motion
-        return state.next(z=z, h=torch.cat([hidden, motion], dim=1), action=actions)
+        return state.next(z=z, h=torch.cat([hidden, motion], dim=1), action=actions), logits
 
 
 def context_features(context: torch.Tensor) -> torch.Tensor:
@@ -514,7 +549,11 @@ class LatentWorldModel(PretrainedWorldModel):
         return export_latent(self, folder)
 
     def with_dynamics(
-        self, dynamics: str, states: np.ndarray | None, point_momentum: bool = False
+        self,
+        dynamics: str,
+        states: np.ndarray | None,
+        point_momentum: bool = False,
+        contact_gate: bool = False,
     ) -> LatentWorldModel:
         """A model with this one's autoencoder (shared) and new, untrained dynamics of kind
         `dynamics`, normalised for the state features `states` (N, S) where they step those."""
@@ -522,6 +561,7 @@ class LatentWorldModel(PretrainedWorldModel):
             self.config,
             dynamics=dynamics,
             point_momentum=point_momentum,
+            contact_gate=contact_gate,
             state_dims=0 if states is None else states.shape[1],
             state_mean=[] if states is None else states.mean(0).tolist(),
             state_std=[] if states is None else (states.std(0) + 1e-6).tolist(),

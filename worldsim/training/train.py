@@ -104,6 +104,9 @@ class TrainConfig:
     # squared error teaches a deterministic model. Beyond this many view pixels a point's error
     # counts linearly (Huber), so the model keeps the likeliest path rather than the mean one.
     point_huber: float = 0.0  # view pixels; 0: squared error everywhere
+    # With point momentum: a gate says when a point's motion changes (LatentConfig.contact_gate),
+    # trained on the steps where the encoded ball's motion changed by over CONTACT_PIXELS.
+    contact_gate: bool = False
     dynamics: str = "gru"  # "gru" (any env), "state" (step the simulator state: samples), "auto"
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
@@ -252,7 +255,10 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             latents = encode_all(model, data.frames, config) if latents is None else latents
             if stage == "dynamics":  # new dynamics, from scratch
                 model = model.with_dynamics(
-                    dynamics_kind, states if dynamics_kind == "state" else None, config.point_momentum
+                    dynamics_kind,
+                    states if dynamics_kind == "state" else None,
+                    config.point_momentum,
+                    config.contact_gate,
                 )
             if stage == "outcome":
                 model = model if model.outcome_head is not None else model.with_outcome_head()
@@ -636,9 +642,16 @@ def train_dynamics(
 
     def batch_loss() -> torch.Tensor:
         anchors, context, window_actions, targets = windows.sample(config.dynamics_batch_size, config, rng)
-        predicted = unroll_latents(model, context, window_actions)
+        contact_loss = 0.0
+        if model.config.contact_gate:  # told when the ball truly bounces, and taught to tell
+            contacts = true_contacts(model.config, context, targets)
+            predicted, logits = unroll_with_contacts(model, context, window_actions, contacts)
+            contact_loss = F.binary_cross_entropy_with_logits(logits, contacts)
+        else:
+            predicted = unroll_latents(model, context, window_actions)
         target_weight = point_weights(model.config, targets, weight, config.point_weight)
         loss = windows.latent_loss(predicted, targets, target_weight, config.log_step_loss, huber)
+        loss = loss + contact_loss
         if pixels:
             loss = loss + pixel_loss(model, data, anchors, context, predicted, window_actions, config, rng)
         if states is not None:
@@ -679,6 +692,25 @@ def point_weights(
         seen = targets[..., seen_dim] * config.pose_std[seen_dim] + config.pose_mean[seen_dim] > 0.5
         weights[..., [x_dim, y_dim]] = point_weight * weight[[x_dim, y_dim]] * seen[..., None]
     return weights
+
+
+# View pixels by which a point's motion must change in one step to count as a contact: a bounce
+# changes Pong's ball by 4-8, a change of speed by 2; the encoder's positions wobble by ~0.3.
+CONTACT_PIXELS = 1.5
+
+
+def true_contacts(config: LatentConfig, context: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(B, U, P) 0/1: at each step of the windows, whether point p's motion in the target latents
+    changed by over CONTACT_PIXELS view pixels (in x or y) from the step before; the first step's
+    "before" is the context's last motion, as the dynamics start from it (none from one frame)."""
+    units = point_pixel_units(config).to(targets.device)
+    positions = torch.cat([context[:, -1:], targets], dim=1)
+    motion = positions.diff(dim=1)  # (B, U, Z)
+    before = torch.cat([context[:, -1:] - context[:, -2:-1], motion[:, :-1]], dim=1)
+    change = (motion - before).abs() / units.clamp_min(1e-12)  # view pixels on the points' dims
+    return torch.stack(
+        [change[..., [x_dim, y_dim]].amax(-1) > CONTACT_PIXELS for x_dim, y_dim, _ in config.points], dim=-1
+    ).float()
 
 
 def point_huber_deltas(config: LatentConfig, pixels: float, scale: torch.Tensor) -> torch.Tensor | None:
@@ -748,6 +780,24 @@ def unroll_latents(model: LatentWorldModel, context: torch.Tensor, actions: torc
     return torch.stack(predicted, dim=1)
 
 
+def unroll_with_contacts(
+    model: LatentWorldModel,
+    context: torch.Tensor,
+    actions: torch.Tensor,
+    contacts: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`unroll_latents` for contact-gated dynamics: predicted z (B, U, Z) and the gate's logits
+    (B, U, P); `contacts` (B, U, P), the true changes, open the gate instead of its logits."""
+    state = model.dynamics.start(context)
+    predicted, logits = [], []
+    for t in range(actions.shape[1]):
+        told = None if contacts is None else contacts[:, t]
+        state, logit = model.dynamics.step_with_contacts(state, actions[:, t], told)
+        predicted.append(state.z)
+        logits.append(logit)
+    return torch.stack(predicted, dim=1), torch.stack(logits, dim=1)
+
+
 @torch.no_grad()
 def evaluate_dynamics(model, windows: Windows, states: torch.Tensor | None, config) -> dict:
     """Latent error, and PSNR of decoded predictions at a few horizons (model / copy baseline);
@@ -756,6 +806,11 @@ def evaluate_dynamics(model, windows: Windows, states: torch.Tensor | None, conf
     val_frames = windows.val_frames
     predicted = unroll_latents(model, context, actions)
     result = {"latent_mse": float(windows.latent_loss(predicted, targets))}
+    if model.config.contact_gate:  # does the gate open where the ball's motion truly changes?
+        contacts = true_contacts(model.config, context, targets) > 0
+        said = unroll_with_contacts(model, context, actions, contacts)[1] > 0
+        result["contact_recall"] = float((said & contacts).sum() / contacts.sum().clamp_min(1))
+        result["contact_precision"] = float((said & contacts).sum() / said.sum().clamp_min(1))
     if states is not None:
         mean, _ = model.dynamics.estimate_state(context)
         result["state_rmse"] = float(F.mse_loss(mean, states[torch.from_numpy(windows.val_anchors)]).sqrt())
