@@ -80,7 +80,8 @@ def test_point_weights_count_a_point_only_where_its_object_is_in_view():
 
 def test_true_contacts_mark_the_steps_where_a_points_motion_changes():
     """A ball flying straight has no contact; a bounce, a change of speed and a ball set moving
-    from one context frame each have one, at the step where the motion changes."""
+    from one context frame each have one, at the step where its motion changes. Half a pixel of
+    the reader's jitter is none."""
     from worldsim.envs.builtin import get_spec
     from worldsim.models.latent import LatentConfig
     from worldsim.training.train import true_contacts
@@ -90,17 +91,18 @@ def test_true_contacts_mark_the_steps_where_a_points_motion_changes():
     config = LatentConfig.for_env(
         spec, latent_dim=8, pose_dims=6, pose_mean=[0.0] * 6, pose_std=[1.0] * 6, points=[[2, 4, 3]]
     )
-    x_motion = [2, 2, 2, -2, -2, -2]  # view pixels a step: a paddle bounce at step 3
-    y_motion = [4, 4, 2, 2, 2, 2.5]  # slowed at step 2; half a pixel of jitter at step 5
-    positions = torch.zeros(2, 7, 8)  # (windows, context frame + 6 steps, latent)
-    positions[:, 1:, 2] = torch.tensor(x_motion).cumsum(0) * col_step
-    positions[:, 1:, 4] = torch.tensor(y_motion).cumsum(0) * row_step
-    context = torch.stack([positions[:, 0] - positions[:, 1] + positions[:, 0], positions[:, 0]], dim=1)
-    context[1, 0] = context[1, 1]  # one frame: the ball's motion is unknown at the start
-    contacts = true_contacts(config, context, positions[:, 1:])
+    x_motion = [2, 2, 2, 2, -2, -2, -2]  # view pixels a step into frames 1..7: a bounce into 5
+    y_motion = [4, 4, 4, 2, 2, 2, 2.5]  # slowed into frame 4; jitter into frame 7
+    poses = torch.zeros(8, 6)  # one episode, frames 0..7; normalised poses are screen pixels here
+    poses[1:, 2] = torch.tensor(x_motion).cumsum(0) * col_step
+    poses[1:, 4] = torch.tensor(y_motion).cumsum(0) * row_step
+    anchors = np.array([1, 1])  # six steps after frame 1: into frames 2..7
+    context = torch.zeros(2, 2, 8)
+    context[0, 0, 0] = 1.0  # two different frames: the ball moves as into frame 1
+    contacts = true_contacts(config, poses, anchors, context, steps=6)
     assert contacts.shape == (2, 6, 1)
     assert contacts[0, :, 0].tolist() == [0, 0, 1, 1, 0, 0]
-    assert contacts[1, :, 0].tolist() == [1, 0, 1, 1, 0, 0]
+    assert contacts[1, :, 0].tolist() == [1, 0, 1, 1, 0, 0]  # one frame: set moving at step 1
 
 
 def test_a_points_error_past_its_huber_pixels_counts_linearly():

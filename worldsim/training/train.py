@@ -275,6 +275,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     data,
                     latents,
                     normalised,
+                    poses,
                     train_eps,
                     val_eps,
                     config,
@@ -626,6 +627,7 @@ def train_dynamics(
     data: EpisodeData,
     latents: torch.Tensor,
     states: torch.Tensor | None,
+    poses: torch.Tensor | None,
     train_eps: np.ndarray,
     val_eps: np.ndarray,
     config: TrainConfig,
@@ -633,9 +635,11 @@ def train_dynamics(
     pixels: bool = False,
 ) -> dict:
     """Stage 2: predict `unroll` latents open-loop from the context; loss on all of them. State
-    dynamics also learn from the recorded simulator states (normalised, (N, S)). With `pixels`,
-    stage 3: the same, continued, plus the pixel loss of decoded predictions (see TrainConfig)."""
+    dynamics also learn from the recorded simulator states (normalised, (N, S)); a contact gate
+    from the frames' poses (normalised, (N, P)). With `pixels`, stage 3: the same, continued,
+    plus the pixel loss of decoded predictions (see TrainConfig)."""
     windows = Windows(data, latents, train_eps, val_eps, config, rng)
+    poses = None if poses is None else poses.to(latents.device)
     weight = torch.ones(latents.shape[1], device=latents.device)
     weight[: model.config.pose_dims] = config.dynamics_pose_weight
     huber = point_huber_deltas(model.config, config.point_huber, windows.scale)
@@ -644,7 +648,7 @@ def train_dynamics(
         anchors, context, window_actions, targets = windows.sample(config.dynamics_batch_size, config, rng)
         contact_loss = 0.0
         if model.config.contact_gate:  # told when the ball truly bounces, and taught to tell
-            contacts = true_contacts(model.config, context, targets)
+            contacts = true_contacts(model.config, poses, anchors, context, targets.shape[1])
             predicted, logits = unroll_with_contacts(model, context, window_actions, contacts)
             contact_loss = F.binary_cross_entropy_with_logits(logits, contacts)
         else:
@@ -669,7 +673,7 @@ def train_dynamics(
             "pixels" if pixels else "dynamics",
             groups,
             batch_loss,
-            lambda: evaluate_dynamics(model, windows, states, config),
+            lambda: evaluate_dynamics(model, windows, states, poses, config),
             steps=config.pixel_steps if pixels else config.dynamics_steps,
             lr=config.pixel_lr if pixels else config.dynamics_lr,
             samples_per_step=config.dynamics_batch_size,
@@ -699,15 +703,21 @@ def point_weights(
 CONTACT_PIXELS = 1.5
 
 
-def true_contacts(config: LatentConfig, context: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """(B, U, P) 0/1: at each step of the windows, whether point p's motion in the target latents
-    changed by over CONTACT_PIXELS view pixels (in x or y) from the step before; the first step's
-    "before" is the context's last motion, as the dynamics start from it (none from one frame)."""
-    units = point_pixel_units(config).to(targets.device)
-    positions = torch.cat([context[:, -1:], targets], dim=1)
-    motion = positions.diff(dim=1)  # (B, U, Z)
-    before = torch.cat([context[:, -1:] - context[:, -2:-1], motion[:, :-1]], dim=1)
-    change = (motion - before).abs() / units.clamp_min(1e-12)  # view pixels on the points' dims
+def true_contacts(
+    config: LatentConfig, poses: torch.Tensor, anchors: np.ndarray, context: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """(B, steps, P) 0/1: at each step after the windows' anchors, whether point p's motion
+    changed by over CONTACT_PIXELS view pixels (in x or y) from the step before. Read from the
+    frames' poses (N, pose_dims), normalised as the pose dims (the object readers' positions: what
+    the encoder learns to output, without its error). Before the first step the ball moves as
+    into the anchor frame, or not at all where the context is one frame (repeated), as the
+    dynamics start."""
+    units = point_pixel_units(config)[: poses.shape[1]].to(poses.device)
+    index = torch.from_numpy(anchors)[:, None] + torch.arange(-1, steps + 1)
+    motion = poses[index.clamp_min(0)].diff(dim=1)  # (B, steps + 1, D): [0] is into the anchor
+    one_frame = (context[:, -1] == context[:, 0]).all(dim=1)
+    motion[:, 0] = torch.where(one_frame[:, None], torch.zeros_like(motion[:, 0]), motion[:, 0])
+    change = (motion[:, 1:] - motion[:, :-1]).abs() / units.clamp_min(1e-12)  # view pixels
     return torch.stack(
         [change[..., [x_dim, y_dim]].amax(-1) > CONTACT_PIXELS for x_dim, y_dim, _ in config.points], dim=-1
     ).float()
@@ -799,7 +809,7 @@ def unroll_with_contacts(
 
 
 @torch.no_grad()
-def evaluate_dynamics(model, windows: Windows, states: torch.Tensor | None, config) -> dict:
+def evaluate_dynamics(model, windows: Windows, states: torch.Tensor | None, poses, config) -> dict:
     """Latent error, and PSNR of decoded predictions at a few horizons (model / copy baseline);
     for state dynamics also the RMSE of the estimated start state (normalised units)."""
     context, actions, targets = windows.val_batch
@@ -807,7 +817,7 @@ def evaluate_dynamics(model, windows: Windows, states: torch.Tensor | None, conf
     predicted = unroll_latents(model, context, actions)
     result = {"latent_mse": float(windows.latent_loss(predicted, targets))}
     if model.config.contact_gate:  # does the gate open where the ball's motion truly changes?
-        contacts = true_contacts(model.config, context, targets) > 0
+        contacts = true_contacts(model.config, poses, windows.val_anchors, context, config.unroll) > 0
         said = unroll_with_contacts(model, context, actions, contacts)[1] > 0
         result["contact_recall"] = float((said & contacts).sum() / contacts.sum().clamp_min(1))
         result["contact_precision"] = float((said & contacts).sum() / said.sum().clamp_min(1))
