@@ -19,6 +19,7 @@ from worldsim.models.onnx_export import (
 )
 
 TINY = dict(latent_dim=8, hidden_dim=16, channels=(8, 8, 8), action_embed_dim=4)
+PONG_BALL = {"pose_dims": 6, "pose_mean": [80.0] * 6, "pose_std": [30.0] * 6, "points": [[2, 4, 3]]}
 
 
 def tiny_model(env: str, **overrides) -> LatentWorldModel:
@@ -33,31 +34,9 @@ def tiny_model(env: str, **overrides) -> LatentWorldModel:
         ("pendulum", {"dynamics": "state", "state_dims": 3, "state_mean": [0] * 3, "state_std": [1] * 3}),
         ("pendulum", {"decoder_action": True}),  # the decoder draws the step's action
         ("carracing", {"warp_reference": True}),  # the reference moved by a flow before drawing
-        # a ball painted at its coordinates
-        ("pong", {"pose_dims": 6, "pose_mean": [80.0] * 6, "pose_std": [30.0] * 6, "points": [[2, 4, 3]]}),
-        # ... that keeps its motion from step to step (carried in the state's h)
-        (
-            "pong",
-            {
-                "pose_dims": 6,
-                "pose_mean": [80.0] * 6,
-                "pose_std": [30.0] * 6,
-                "points": [[2, 4, 3]],
-                "point_momentum": True,
-            },
-        ),
-        # ... whose motion changes only where a contact gate opens
-        (
-            "pong",
-            {
-                "pose_dims": 6,
-                "pose_mean": [80.0] * 6,
-                "pose_std": [30.0] * 6,
-                "points": [[2, 4, 3]],
-                "point_momentum": True,
-                "contact_gate": True,
-            },
-        ),
+        ("pong", PONG_BALL),  # a ball painted at its coordinates
+        ("pong", {**PONG_BALL, "point_momentum": True}),  # ... keeping its motion (carried in h)
+        ("pong", {**PONG_BALL, "point_momentum": True, "contact_gate": True}),  # ... changed at contacts
     ],
 )
 def test_export_matches_torch(tmp_path, env, overrides):
