@@ -297,6 +297,45 @@ def test_a_contact_gate_changes_a_points_motion_only_where_it_opens():
         LatentConfig.for_env(spec, contact_gate=True, **pose)
 
 
+@torch.no_grad()
+def test_point_speeds_snap_a_balls_motion_to_the_games_speeds_at_inference_only():
+    """With point speeds, a ball in view whose motion is within the tolerance of one of its
+    steady speeds takes that speed exactly, from the start frames' motion on; a jump (a serve)
+    passes as it is, a ball out of view keeps its motion, and training sees the GRU's own."""
+    spec = get_spec("pong")  # one view pixel: 2 screen pixels each way
+    pose = {"pose_dims": 6, "pose_mean": [0.0] * 6, "pose_std": [1.0] * 6, "points": [[2, 4, 3]]}
+    speeds = [[[-4.0, 4.0], [-8.0, -4.0, 4.0, 8.0]]]  # screen pixels a step
+    config = LatentConfig.for_env(
+        spec, latent_dim=8, hidden_dim=16, point_momentum=True, point_speeds=speeds, **pose
+    )
+    dynamics = LatentWorldModel(config).dynamics.eval()
+    dynamics.delta[-1].weight.zero_()
+    dynamics.delta[-1].bias.zero_()
+    context = torch.zeros(1, 2, 8)
+    context[0, 1, 2], context[0, 1, 4], context[0, 1, 0] = 3.2, -7.1, 1.0  # the encoder's estimate
+    action = torch.zeros(1, dtype=torch.int64)
+    unseen = dynamics.step(dynamics.start(context), action)  # the seen dim (3) says: out of view
+    assert float(unseen.z[0, 2]) == pytest.approx(3.2 * 2) and float(unseen.z[0, 4]) == pytest.approx(
+        -7.1 * 2
+    )
+    context[0, :, 3] = 1.0
+    state = dynamics.start(context)
+    for t in range(1, 4):
+        state = dynamics.step(state, action)
+        assert float(state.z[0, 2]) == pytest.approx(3.2 + 4 * t) and float(state.z[0, 4]) == pytest.approx(
+            -7.1 - 8 * t
+        )
+        assert float(state.z[0, 0]) == 1.0  # not a point
+    dynamics.delta[-1].bias[2] = 40.0  # a serve: the ball jumps ~40 pixels, nowhere near a speed
+    jumped = dynamics.step(state, action)
+    assert float(jumped.z[0, 2] - state.z[0, 2]) == pytest.approx(4 + 40 - float(dynamics.still[2]))
+    dynamics.train()
+    dynamics.delta[-1].bias[2] = 0.0
+    assert float(dynamics.step(dynamics.start(context), action).z[0, 4]) == pytest.approx(-7.1 * 2)
+    with pytest.raises(ValueError, match="point_speeds needs point_momentum"):
+        LatentConfig.for_env(spec, point_speeds=speeds, **pose)
+
+
 def test_a_card_collects_the_episodes_its_model_was_trained_on():
     from worldsim.models.card import read_card_inputs, render_model_card
 

@@ -37,6 +37,7 @@ def tiny_model(env: str, **overrides) -> LatentWorldModel:
         ("pong", PONG_BALL),  # a ball painted at its coordinates
         ("pong", {**PONG_BALL, "point_momentum": True}),  # ... keeping its motion (carried in h)
         ("pong", {**PONG_BALL, "point_momentum": True, "contact_gate": True}),  # ... changed at contacts
+        ("pong", {**PONG_BALL, "point_momentum": True, "point_speeds": [[[-4.0, 4.0], [-8.0, 0.0, 8.0]]]}),
     ],
 )
 def test_export_matches_torch(tmp_path, env, overrides):

@@ -105,6 +105,23 @@ def test_true_contacts_mark_the_steps_where_a_points_motion_changes():
     assert contacts[1, :, 0].tolist() == [1, 0, 1, 1, 0, 0]  # one frame: set moving at step 1
 
 
+def test_steady_speeds_are_the_motions_a_point_keeps_for_several_steps():
+    """A ball's steady speeds are the per-step motions it holds three steps running in view: a
+    one-step oddity (half hidden behind a wall), motion into or out of view and a second episode's
+    first frame are not speeds."""
+    from worldsim.data.collect import EpisodeData
+    from worldsim.training.train import steady_speeds
+
+    x = [0, 4, 8, 12, 16, 19, 15, 11, 7, 3, 50, 54, 58, 62, 66]  # 4 a step, a 3, then -4; out; 4
+    seen = [1] * 9 + [0] + [1] * 5
+    y = [0] * 15
+    poses = np.array([[x[i], seen[i], y[i], 1.0] for i in range(len(x))], dtype=np.float64)
+    data = EpisodeData.__new__(EpisodeData)
+    data.episode_starts, data.episode_lengths = np.array([0, 11]), np.array([11, 4])
+    speeds = steady_speeds(poses, data, [[0, 2, 1]])
+    assert speeds == [[[-4.0, 4.0], [0.0]]]
+
+
 def test_a_points_error_past_its_huber_pixels_counts_linearly():
     """Huber on a point's coordinates: squared up to the given view pixels, then linear with the
     same slope; every other latent dim keeps its squared error."""

@@ -177,6 +177,10 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 "point_weight": 10.0,
                 "point_momentum": True,
                 "point_huber": 1.0,
+                # In flight the ball's motion snaps to the speeds it keeps in the data (4 or 8
+                # screen px a step): its speed from two encoded frames is a fraction of a pixel
+                # off, a few pixels after ten steps (docs/experiments.md, "session 13")
+                "snap_speeds": True,
                 # Half the windows then draw one context frame rather than three quarters: from
                 # one frame the GRU learns an average serve, and it sped real ones up.
                 "single_frame_share": 0.0,

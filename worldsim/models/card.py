@@ -140,6 +140,16 @@ def _describe_kind(config: dict) -> str:
             else ""
         )
         + (
+            " In view, that motion snaps to the nearest of the speeds the ball keeps in the training data ("
+            + "; ".join(
+                f"x {', '.join(f'{v:g}' for v in x)} and y {', '.join(f'{v:g}' for v in y)} screen px/step"
+                for x, y in config["point_speeds"]
+            )
+            + ")."
+            if config.get("point_speeds")
+            else ""
+        )
+        + (
             " The decoder moves the start frame by a smooth flow before drawing over it, so a view "
             "that scrolls and turns keeps its texture."
             if config.get("warp_reference")

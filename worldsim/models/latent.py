@@ -44,7 +44,7 @@ from worldsim.models.base import (
     to_uint8,
 )
 
-CONFIG_FORMAT_VERSION = 7
+CONFIG_FORMAT_VERSION = 8
 
 
 @dataclass
@@ -89,6 +89,13 @@ class LatentConfig:
     # changes, it keeps the change it learns for bounces off the steps in flight, where an
     # ungated change, hedged between "bounce" and "not yet", was a bias that sped balls up.
     contact_gate: bool = False
+    # With point momentum: per point, the speeds its x and y keep in flight (render pixels per
+    # step, read from the training data: Pong's ball moves 4 across and 4 or 8 up or down). At
+    # inference a point's motion within SPEED_SNAP_TOLERANCE view pixels of one of them takes it
+    # exactly, so a ball keeps the game's speed instead of the GRU's estimate of it, which was
+    # off by a fraction of a pixel per step and a few pixels after ten. Larger motions (a ball
+    # leaving the court or served) pass as they are.
+    point_speeds: list[list[list[float]]] = field(default_factory=list)
     # The decoder also moves the reference frame before painting over it, by a smooth flow field
     # (a coarse grid of shifts, bilinearly upsampled). Where the whole view moves (CarRacing's
     # road and grass turn and scroll under the car), the reference's texture, which a 32-d latent
@@ -135,6 +142,12 @@ class LatentConfig:
             raise ValueError("point_momentum needs points and GRU dynamics")
         if self.contact_gate and not self.point_momentum:
             raise ValueError("contact_gate needs point_momentum")
+        if self.point_speeds and not (
+            self.point_momentum
+            and len(self.point_speeds) == len(self.points)
+            and all(len(axes) == 2 for axes in self.point_speeds)
+        ):
+            raise ValueError("point_speeds needs point_momentum and one [x speeds, y speeds] per point")
         if self.dynamics == "state" and not (
             0 < self.state_dims == len(self.state_mean) == len(self.state_std)
         ):
@@ -193,6 +206,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     4: lambda data: data,  # 5 added point_momentum (off by default)
     5: lambda data: data,  # 6 added warp_reference (off by default)
     6: lambda data: data,  # 7 added contact_gate (off by default)
+    7: lambda data: data,  # 8 added point_speeds (none by default)
 }
 
 
@@ -389,13 +403,44 @@ def point_dim_map(config: LatentConfig) -> torch.Tensor:
 MOTION_DEAD_ZONE = 1.0
 
 
+# View pixels within which a point's motion takes the nearest of its steady speeds (point_speeds).
+# Pong's lie 2 view pixels apart; a ball leaving the court or served jumps much further, and a
+# tolerance of 2.5 or more snapped some of those jumps too (Pong's ball recall h=5..60 after 50
+# random / scripted steps, 20 seeds: 1.0 0.36 / 0.22, 1.5 0.36 / 0.29, 2.5 0.36 / 0.28).
+SPEED_SNAP_TOLERANCE = 1.5
+_NO_SPEED = 1e6  # pads the speed table: no motion is near it
+
+
+def speed_table(config: LatentConfig) -> dict[str, torch.Tensor]:
+    """What snapping needs, per latent dim (Z,): `speeds` (Z, K), each point's x and y speeds
+    (point_speeds) in normalised units, padded far off; `tolerance`, the snap tolerance in those
+    units, 0 off the points' dims; and where to read whether the point is in view: `seen_dim`,
+    with the normalised value `seen_level` that means "half in view"."""
+    _, _, row_step, col_step = config.env.view_in_render()
+    width = max(len(axis) for axes in config.point_speeds for axis in axes)
+    table = {
+        "speeds": torch.full((config.latent_dim, width), _NO_SPEED),
+        "tolerance": torch.zeros(config.latent_dim),
+        "seen_dim": torch.zeros(config.latent_dim, dtype=torch.int64),
+        "seen_level": torch.zeros(config.latent_dim),
+    }
+    for (x_dim, y_dim, seen_dim), axes in zip(config.points, config.point_speeds, strict=True):
+        for dim, speeds, pixel in ((x_dim, axes[0], col_step), (y_dim, axes[1], row_step)):
+            table["speeds"][dim, : len(speeds)] = torch.tensor(speeds) / config.pose_std[dim]
+            table["tolerance"][dim] = SPEED_SNAP_TOLERANCE * pixel / config.pose_std[dim]
+            table["seen_dim"][dim] = seen_dim
+            table["seen_level"][dim] = (0.5 - config.pose_mean[seen_dim]) / config.pose_std[seen_dim]
+    return table
+
+
 class LatentDynamics(nn.Module):
     """GRU over latents: K context latents -> h; (z_t, a_t, h_t) -> (z_{t+1}, h_{t+1}).
 
     With point momentum the state h also carries the points' last motion (B, Z), zero outside
     their x and y dims: z_{t+1} = z_t + v_{t+1} there, with v_{t+1} = v_t + delta where delta
     passes a dead zone, so a ball in flight keeps its speed exactly and the GRU has only its
-    bounces to learn."""
+    bounces to learn. With point speeds, at inference, that motion is also snapped to the game's
+    nearest steady speed, from the start frames' motion on."""
 
     def __init__(self, config: LatentConfig):
         super().__init__()
@@ -419,6 +464,9 @@ class LatentDynamics(nn.Module):
         self.contact = nn.Linear(hidden, len(config.points)) if config.contact_gate else None
         point_dims = point_dim_map(config) if config.contact_gate else None
         self.register_buffer("point_dims", point_dims, persistent=False)
+        self.snapping = bool(config.point_speeds)
+        for name, value in speed_table(config).items() if self.snapping else ():
+            self.register_buffer(f"snap_{name}", value, persistent=False)
 
     def start(self, context: torch.Tensor, noise: torch.Tensor | None = None) -> LatentState:
         """context (B, K, Z), oldest first -> state at the last context frame. A GRU does not
@@ -426,7 +474,7 @@ class LatentDynamics(nn.Module):
         h = self.init(context_features(context))
         if self.moving is not None:  # the points' motion between the last two context frames
             motion = context[:, -1] - context[:, -min(2, context.shape[1])]  # one frame: none
-            h = torch.cat([h, self.moving * motion], dim=1)
+            h = torch.cat([h, self.snap(self.moving * motion, context[:, -1])], dim=1)
         return LatentState(z=context[:, -1], h=h)
 
     def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
@@ -452,9 +500,21 @@ class LatentDynamics(nn.Module):
             change = (gate @ self.point_dims) * delta
         else:  # a change of motion smaller than the dead zone is the GRU's noise, not a bounce
             change = torch.sign(delta) * F.relu(delta.abs() - self.still)
-        motion = motion + self.moving * change
+        motion = self.snap(motion + self.moving * change, state.z)
         z = state.z + (1 - self.moving) * delta + motion
         return state.next(z=z, h=torch.cat([hidden, motion], dim=1), action=actions), logits
+
+    def snap(self, motion: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """(B, Z) motions -> the same, where a point is in view in `z` (the latent it moves from)
+        and its motion within the tolerance of one of its steady speeds, that speed. Out of view a
+        point has no speed (the readers' fill holds still, then a serve jumps). Only at
+        inference: the GRU was trained on its own motion."""
+        if not self.snapping or self.training:
+            return motion
+        nearest, index = (motion[:, :, None] - self.snap_speeds).abs().min(dim=2)
+        speed = torch.gather(self.snap_speeds.expand(len(motion), -1, -1), 2, index[:, :, None])[:, :, 0]
+        in_view = z[:, self.snap_seen_dim] > self.snap_seen_level
+        return torch.where(in_view & (nearest < self.snap_tolerance), speed, motion)
 
 
 def context_features(context: torch.Tensor) -> torch.Tensor:
@@ -554,6 +614,7 @@ class LatentWorldModel(PretrainedWorldModel):
         states: np.ndarray | None,
         point_momentum: bool = False,
         contact_gate: bool = False,
+        point_speeds: list[list[list[float]]] | None = None,
     ) -> LatentWorldModel:
         """A model with this one's autoencoder (shared) and new, untrained dynamics of kind
         `dynamics`, normalised for the state features `states` (N, S) where they step those."""
@@ -562,6 +623,7 @@ class LatentWorldModel(PretrainedWorldModel):
             dynamics=dynamics,
             point_momentum=point_momentum,
             contact_gate=contact_gate,
+            point_speeds=point_speeds or [],
             state_dims=0 if states is None else states.shape[1],
             state_mean=[] if states is None else states.mean(0).tolist(),
             state_std=[] if states is None else (states.std(0) + 1e-6).tolist(),

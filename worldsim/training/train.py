@@ -107,6 +107,9 @@ class TrainConfig:
     # With point momentum: a gate says when a point's motion changes (LatentConfig.contact_gate),
     # trained on the steps where the encoded ball's motion changed by over CONTACT_PIXELS.
     contact_gate: bool = False
+    # With point momentum: store the speeds each point keeps in flight in the training data
+    # (steady_speeds), which its motion snaps to at inference (LatentConfig.point_speeds).
+    snap_speeds: bool = False
     dynamics: str = "gru"  # "gru" (any env), "state" (step the simulator state: samples), "auto"
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
@@ -150,6 +153,8 @@ class TrainConfig:
         name = spec_name(self.env_id) if self.env_id else self.env
         self.data = self.data or f"data/{name}"
         self.out = self.out or f"checkpoints/{name}"
+        if self.snap_speeds and not self.point_momentum:
+            raise ValueError("--snap-speeds needs --point-momentum: they are speeds of the points' motion.")
 
     @classmethod
     def for_env(cls, env: str, **overrides) -> TrainConfig:
@@ -236,6 +241,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
     record.update(command=" && ".join(record["commands"]), config=asdict(config))
     if not config.init_from:  # a continued run keeps the record of the data it started from
         record.update(frames=len(data.frames), episodes=int(data.num_episodes))
+    point_speeds = steady_speeds(poses, data, model_config.points) if config.snap_speeds else []
     if poses is not None:
         poses = (poses - np.array(model_config.pose_mean)) / np.array(model_config.pose_std)
         poses = torch.from_numpy(poses.astype(np.float32))
@@ -259,6 +265,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     states if dynamics_kind == "state" else None,
                     config.point_momentum,
                     config.contact_gate,
+                    point_speeds,
                 )
             if stage == "outcome":
                 model = model if model.outcome_head is not None else model.with_outcome_head()
@@ -362,6 +369,38 @@ def visible_poses(spec, data: EpisodeData, from_frames: bool = False) -> np.ndar
     if spec.visible_pose is None or data.states is None:
         return None
     return spec.visible_pose(data.states).astype(np.float64)
+
+
+# A point's steady speeds (LatentConfig.point_speeds) are the per-step motions it keeps this many
+# steps running, in view, that make at least this share of such steps: a ball half hidden by a
+# wall or paddle moves by odd amounts for a step, and a rare speed is not worth snapping to.
+STEADY_STEPS = 3
+STEADY_SHARE = 0.01
+
+
+def steady_speeds(poses: np.ndarray, data: EpisodeData, points: list[list[int]]) -> list[list[list[float]]]:
+    """Per point, [x speeds, y speeds]: the steady per-step motions (render pixels, to half a
+    pixel) of the object readers' positions `poses` (N, D, not normalised), sorted."""
+    speeds = []
+    for x_dim, y_dim, seen_dim in points:
+        axes = []
+        for dim in (x_dim, y_dim):
+            steady = []
+            for episode in range(data.num_episodes):
+                frames = _episode_indices(data, episode)
+                step = np.round(np.diff(poses[frames, dim]) * 2) / 2
+                seen = (poses[frames, seen_dim] > 0.5)[1:] & (poses[frames, seen_dim] > 0.5)[:-1]
+                starts = len(step) - STEADY_STEPS + 1
+                if starts <= 0:
+                    continue
+                held = np.ones(starts, dtype=bool)
+                for k in range(STEADY_STEPS):
+                    held &= seen[k : k + starts] & (step[k : k + starts] == step[:starts])
+                steady.append(step[:starts][held])
+            values, counts = np.unique(np.concatenate(steady or [np.zeros(0)]), return_counts=True)
+            axes.append([float(v) for v in values[counts >= STEADY_SHARE * counts.sum()]])
+        speeds.append(axes)
+    return speeds
 
 
 def _episode_indices(data: EpisodeData, episode: int) -> np.ndarray:
