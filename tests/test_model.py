@@ -286,12 +286,12 @@ def test_a_contact_gate_changes_a_points_motion_only_where_it_opens():
     context[0, 1, 2], context[0, 1, 4] = 2.0, -4.0  # moving 2 right, 4 up a step
     action = torch.zeros(1, dtype=torch.int64)
     dynamics.contact.bias.fill_(-1.0)  # closed: the motion stays
-    state, logits = dynamics.step_with_contacts(dynamics.start(context), action)
-    assert logits.shape == (1, 1) and float(state.z[0, 4]) == -8.0 and float(state.z[0, 2]) == 4.0
+    state, heads = dynamics.step_with_heads(dynamics.start(context), action)
+    assert heads["contact"].shape == (1, 1) and float(state.z[0, 4]) == -8.0 and float(state.z[0, 2]) == 4.0
     dynamics.contact.bias.fill_(1.0)  # open: the change applies, to the point's dims only
     state = dynamics.step(state, action)
     assert float(state.z[0, 4]) == pytest.approx(-8.0 - 4.0 + 3.0) and float(state.z[0, 2]) == 6.0
-    told, _ = dynamics.step_with_contacts(state, action, contacts=torch.zeros(1, 1))  # training's say
+    told, _ = dynamics.step_with_heads(state, action, contacts=torch.zeros(1, 1))  # training's say
     assert float(told.z[0, 4]) == pytest.approx(-9.0 - 1.0)
     with pytest.raises(ValueError, match="contact_gate needs point_momentum"):
         LatentConfig.for_env(spec, contact_gate=True, **pose)
@@ -334,6 +334,45 @@ def test_point_speeds_snap_a_balls_motion_to_the_games_speeds_at_inference_only(
     assert float(dynamics.step(dynamics.start(context), action).z[0, 4]) == pytest.approx(-7.1 * 2)
     with pytest.raises(ValueError, match="point_speeds needs point_momentum"):
         LatentConfig.for_env(spec, point_speeds=speeds, **pose)
+
+
+@torch.no_grad()
+def test_speed_classes_pick_a_balls_next_speed_where_it_is_in_view():
+    """With speed classes, a ball in view moves at the speed its class head picks (or its own
+    motion where the head says "other"); out of view it keeps its own motion; training's classes
+    override the head."""
+    spec = get_spec("pong")  # one view pixel: 2 screen pixels each way
+    pose = {"pose_dims": 6, "pose_mean": [0.0] * 6, "pose_std": [1.0] * 6, "points": [[2, 4, 3]]}
+    speeds = [[[-4.0, 4.0], [-8.0, -4.0, 4.0, 8.0]]]  # x: 2 classes and "other"; y: 4 and "other"
+    config = LatentConfig.for_env(
+        spec,
+        latent_dim=8,
+        hidden_dim=16,
+        point_momentum=True,
+        point_speeds=speeds,
+        speed_classes=True,
+        **pose,
+    )
+    dynamics = LatentWorldModel(config).dynamics.eval()
+    for layer in (dynamics.delta[-1], dynamics.speed_head):
+        layer.weight.zero_()
+        layer.bias.zero_()
+    assert dynamics.speed_head.out_features == 2 * 5  # each axis padded to 4 speeds, and "other"
+    dynamics.speed_head.bias[[0, 5 + 3]] = 5.0  # x: -4; y: +8
+    context = torch.zeros(1, 2, 8)
+    context[0, :, 3] = 1.0  # in view
+    context[0, 1, 2], context[0, 1, 4] = 4.1, -8.3  # moving right and up
+    action = torch.zeros(1, dtype=torch.int64)
+    state, heads = dynamics.step_with_heads(dynamics.start(context), action)
+    assert heads["speed"].shape == (1, 2, 5)
+    assert float(state.z[0, 2]) == pytest.approx(4.1 - 4) and float(state.z[0, 4]) == pytest.approx(-8.3 + 8)
+    told, _ = dynamics.step_with_heads(dynamics.start(context), action, speeds=torch.tensor([[1, 0]]))
+    assert float(told.z[0, 2]) == pytest.approx(4.1 + 4.0) and float(told.z[0, 4]) == pytest.approx(-8.3 - 8)
+    context[0, :, 3] = 0.0  # out of view: its own motion, whatever the head says
+    unseen = dynamics.step(dynamics.start(context), action)
+    assert float(unseen.z[0, 2]) == pytest.approx(8.2) and float(unseen.z[0, 4]) == pytest.approx(-16.6)
+    with pytest.raises(ValueError, match="speed_classes needs point_speeds"):
+        LatentConfig.for_env(spec, point_momentum=True, speed_classes=True, **pose)
 
 
 def test_a_card_collects_the_episodes_its_model_was_trained_on():

@@ -19,6 +19,7 @@ from worldsim.models.onnx_export import (
 )
 
 TINY = dict(latent_dim=8, hidden_dim=16, channels=(8, 8, 8), action_embed_dim=4)
+PONG_SPEEDS = [[[-4.0, 4.0], [-8.0, 0.0, 8.0]]]  # screen pixels a step
 PONG_BALL = {"pose_dims": 6, "pose_mean": [80.0] * 6, "pose_std": [30.0] * 6, "points": [[2, 4, 3]]}
 
 
@@ -37,7 +38,8 @@ def tiny_model(env: str, **overrides) -> LatentWorldModel:
         ("pong", PONG_BALL),  # a ball painted at its coordinates
         ("pong", {**PONG_BALL, "point_momentum": True}),  # ... keeping its motion (carried in h)
         ("pong", {**PONG_BALL, "point_momentum": True, "contact_gate": True}),  # ... changed at contacts
-        ("pong", {**PONG_BALL, "point_momentum": True, "point_speeds": [[[-4.0, 4.0], [-8.0, 0.0, 8.0]]]}),
+        ("pong", {**PONG_BALL, "point_momentum": True, "point_speeds": PONG_SPEEDS}),  # snapped
+        ("pong", {**PONG_BALL, "point_momentum": True, "point_speeds": PONG_SPEEDS, "speed_classes": True}),
     ],
 )
 def test_export_matches_torch(tmp_path, env, overrides):

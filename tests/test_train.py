@@ -122,6 +122,36 @@ def test_steady_speeds_are_the_motions_a_point_keeps_for_several_steps():
     assert speeds == [[[-4.0, 4.0], [0.0]]]
 
 
+def test_true_speeds_are_the_classes_of_the_readers_motion():
+    """Each step's class is the steady speed the readers' position moves by (within the snap
+    tolerance), or "other" where the ball jumps, is out of view before or after, or moves by
+    none of its speeds."""
+    from worldsim.envs.builtin import get_spec
+    from worldsim.models.latent import LatentConfig, LatentWorldModel
+    from worldsim.training.train import true_speeds
+
+    spec = get_spec("pong")  # one view pixel: 2 screen pixels; the tolerance 1.5 view pixels
+    pose = {"pose_dims": 6, "pose_mean": [0.0] * 6, "pose_std": [1.0] * 6, "points": [[2, 4, 3]]}
+    config = LatentConfig.for_env(
+        spec,
+        latent_dim=8,
+        point_momentum=True,
+        point_speeds=[[[-4.0, 4.0], [-8.0, 8.0]]],
+        speed_classes=True,
+        **pose,
+    )
+    dynamics = LatentWorldModel(config).dynamics
+    x = [0, 4, 8.5, 4.5, 40, 44, 48, 52]  # +4, +4.5 (within), -4, a jump, then +4 out of view and back
+    seen = [1, 1, 1, 1, 1, 0, 1, 1]
+    poses = torch.zeros(8, 6)
+    poses[:, 2], poses[:, 3] = torch.tensor(x), torch.tensor(seen, dtype=torch.float32)
+    poses[:, 4] = torch.arange(8) * 8.0  # y: +8 every step
+    speeds = true_speeds(dynamics, poses, np.array([0]), steps=7)
+    other_x, other_y = 2, 2  # each axis: its 2 speeds, then "other"
+    assert speeds[0, :, 0].tolist() == [1, 1, 0, other_x, other_x, other_x, 1]
+    assert speeds[0, :, 1].tolist() == [1, 1, 1, 1, other_y, other_y, 1]
+
+
 def test_a_points_error_past_its_huber_pixels_counts_linearly():
     """Huber on a point's coordinates: squared up to the given view pixels, then linear with the
     same slope; every other latent dim keeps its squared error."""

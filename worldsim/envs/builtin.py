@@ -181,6 +181,9 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 # screen px a step): its speed from two encoded frames is a fraction of a pixel
                 # off, a few pixels after ten steps (docs/experiments.md, "session 13")
                 "snap_speeds": True,
+                # ... and the GRU picks its next speed as a class, so that where a bounce may or may
+                # not come it picks one future instead of averaging them (session 13)
+                "speed_classes": True,
                 # Half the windows then draw one context frame rather than three quarters: from
                 # one frame the GRU learns an average serve, and it sped real ones up.
                 "single_frame_share": 0.0,

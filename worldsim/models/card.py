@@ -150,6 +150,12 @@ def _describe_kind(config: dict) -> str:
             else ""
         )
         + (
+            " A head picks the ball's next speed among those (or none, for a ball leaving or served), "
+            "trained on the true ones: where a bounce may or may not come it picks one future."
+            if config.get("speed_classes")
+            else ""
+        )
+        + (
             " The decoder moves the start frame by a smooth flow before drawing over it, so a view "
             "that scrolls and turns keeps its texture."
             if config.get("warp_reference")

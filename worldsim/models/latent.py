@@ -96,6 +96,11 @@ class LatentConfig:
     # off by a fraction of a pixel per step and a few pixels after ten. Larger motions (a ball
     # leaving the court or served) pass as they are.
     point_speeds: list[list[list[float]]] = field(default_factory=list)
+    # With point speeds: the GRU also picks each point's next speed in x and in y as a class (one
+    # of its steady speeds, or "other": its own motion, for a ball leaving or served), trained with
+    # cross-entropy on the readers' motions. Where a bounce may or may not come, a class is one
+    # future or the other; a regressed change of motion was their average, a slowed, turned ball.
+    speed_classes: bool = False
     # The decoder also moves the reference frame before painting over it, by a smooth flow field
     # (a coarse grid of shifts, bilinearly upsampled). Where the whole view moves (CarRacing's
     # road and grass turn and scroll under the car), the reference's texture, which a 32-d latent
@@ -148,6 +153,8 @@ class LatentConfig:
             and all(len(axes) == 2 for axes in self.point_speeds)
         ):
             raise ValueError("point_speeds needs point_momentum and one [x speeds, y speeds] per point")
+        if self.speed_classes and not self.point_speeds:
+            raise ValueError("speed_classes needs point_speeds")
         if self.dynamics == "state" and not (
             0 < self.state_dims == len(self.state_mean) == len(self.state_std)
         ):
@@ -206,7 +213,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     4: lambda data: data,  # 5 added point_momentum (off by default)
     5: lambda data: data,  # 6 added warp_reference (off by default)
     6: lambda data: data,  # 7 added contact_gate (off by default)
-    7: lambda data: data,  # 8 added point_speeds (none by default)
+    7: lambda data: data,  # 8 added point_speeds and speed_classes (none, off by default)
 }
 
 
@@ -467,6 +474,17 @@ class LatentDynamics(nn.Module):
         self.snapping = bool(config.point_speeds)
         for name, value in speed_table(config).items() if self.snapping else ():
             self.register_buffer(f"snap_{name}", value, persistent=False)
+        # With speed classes: per point axis (x0, y0, x1, ...), logits over its speeds and "other".
+        self.speed_head = None
+        if config.speed_classes:
+            axes = torch.tensor([d for x_dim, y_dim, _ in config.points for d in (x_dim, y_dim)])
+            codes = self.snap_speeds[axes]  # (D, K)
+            self.speed_head = nn.Linear(hidden, codes.numel() + len(axes))
+            self.register_buffer("speed_axes", axes, persistent=False)
+            self.register_buffer("speed_codes", F.pad(codes, (0, 1)), persistent=False)  # "other": 0
+            # padded classes (an axis with fewer speeds) are never picked
+            self.register_buffer("speed_mask", F.pad((codes == _NO_SPEED) * -1e4, (0, 1)), persistent=False)
+            self.register_buffer("speed_onto", F.one_hot(axes, z).float(), persistent=False)  # (D, Z)
 
     def start(self, context: torch.Tensor, noise: torch.Tensor | None = None) -> LatentState:
         """context (B, K, Z), oldest first -> state at the last context frame. A GRU does not
@@ -479,30 +497,50 @@ class LatentDynamics(nn.Module):
 
     def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
         """actions: (B,) int64 for discrete, (B, D) float for continuous."""
-        return self.step_with_contacts(state, actions)[0]
+        return self.step_with_heads(state, actions)[0]
 
-    def step_with_contacts(
-        self, state: LatentState, actions: torch.Tensor, contacts: torch.Tensor | None = None
-    ) -> tuple[LatentState, torch.Tensor | None]:
-        """A step, and with a contact gate the per-point contact logits (B, P) it predicted.
-        `contacts` (B, P) of 0/1 overrides the gate (training feeds the true changes); None
-        applies a point's change of motion where its logit is positive."""
+    def step_with_heads(
+        self,
+        state: LatentState,
+        actions: torch.Tensor,
+        contacts: torch.Tensor | None = None,
+        speeds: torch.Tensor | None = None,
+    ) -> tuple[LatentState, dict[str, torch.Tensor]]:
+        """A step, and the logits its heads predicted: "contact" (B, P) with a contact gate,
+        "speed" (B, D, K + 1) with speed classes. Training says what truly happens instead:
+        `contacts` (B, P) of 0/1 opens the gate (None: where its logit is positive), and `speeds`
+        (B, D) picks each point axis's class (None: the likeliest, where the point is in view)."""
         hidden, motion = state.h[:, : self.hidden_dim], state.h[:, self.hidden_dim :]
         seen = [state.z, motion] if self.moving is not None else [state.z]
         hidden = self.cell(torch.cat([*seen, embed_actions(self.embed_action, actions)], dim=1), hidden)
         delta = self.delta(hidden)
+        heads: dict[str, torch.Tensor] = {}
         if self.moving is None:
-            return state.next(z=state.z + delta, h=hidden, action=actions), None
-        logits = None
+            return state.next(z=state.z + delta, h=hidden, action=actions), heads
         if self.contact is not None:
-            logits = self.contact(hidden)
+            heads["contact"] = logits = self.contact(hidden)
             gate = (logits > 0).to(delta.dtype) if contacts is None else contacts.to(delta.dtype)
             change = (gate @ self.point_dims) * delta
         else:  # a change of motion smaller than the dead zone is the GRU's noise, not a bounce
             change = torch.sign(delta) * F.relu(delta.abs() - self.still)
-        motion = self.snap(motion + self.moving * change, state.z)
+        motion = motion + self.moving * change
+        if self.speed_head is not None:
+            heads["speed"] = logits = self.speed_head(hidden).view(len(motion), *self.speed_mask.shape)
+            logits = logits + self.speed_mask
+            if speeds is None:
+                speeds = logits.argmax(dim=2)
+                in_view = (
+                    state.z[:, self.snap_seen_dim[self.speed_axes]] > self.snap_seen_level[self.speed_axes]
+                )
+                picked = (speeds < self.speed_codes.shape[1] - 1) & in_view
+            else:
+                picked = speeds < self.speed_codes.shape[1] - 1
+            code = torch.gather(self.speed_codes.expand(len(motion), -1, -1), 2, speeds[:, :, None])[:, :, 0]
+            own = motion[:, self.speed_axes]
+            motion = motion + (torch.where(picked, code, own) - own) @ self.speed_onto
+        motion = self.snap(motion, state.z)
         z = state.z + (1 - self.moving) * delta + motion
-        return state.next(z=z, h=torch.cat([hidden, motion], dim=1), action=actions), logits
+        return state.next(z=z, h=torch.cat([hidden, motion], dim=1), action=actions), heads
 
     def snap(self, motion: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """(B, Z) motions -> the same, where a point is in view in `z` (the latent it moves from)
@@ -615,6 +653,7 @@ class LatentWorldModel(PretrainedWorldModel):
         point_momentum: bool = False,
         contact_gate: bool = False,
         point_speeds: list[list[list[float]]] | None = None,
+        speed_classes: bool = False,
     ) -> LatentWorldModel:
         """A model with this one's autoencoder (shared) and new, untrained dynamics of kind
         `dynamics`, normalised for the state features `states` (N, S) where they step those."""
@@ -624,6 +663,7 @@ class LatentWorldModel(PretrainedWorldModel):
             point_momentum=point_momentum,
             contact_gate=contact_gate,
             point_speeds=point_speeds or [],
+            speed_classes=speed_classes,
             state_dims=0 if states is None else states.shape[1],
             state_mean=[] if states is None else states.mean(0).tolist(),
             state_std=[] if states is None else (states.std(0) + 1e-6).tolist(),

@@ -110,6 +110,9 @@ class TrainConfig:
     # With point momentum: store the speeds each point keeps in flight in the training data
     # (steady_speeds), which its motion snaps to at inference (LatentConfig.point_speeds).
     snap_speeds: bool = False
+    # With snap_speeds: the GRU picks each point's next speed as a class (LatentConfig.speed_classes),
+    # trained with cross-entropy on the readers' motions (true_speeds).
+    speed_classes: bool = False
     dynamics: str = "gru"  # "gru" (any env), "state" (step the simulator state: samples), "auto"
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
@@ -153,6 +156,8 @@ class TrainConfig:
         name = spec_name(self.env_id) if self.env_id else self.env
         self.data = self.data or f"data/{name}"
         self.out = self.out or f"checkpoints/{name}"
+        if self.speed_classes and not self.snap_speeds:
+            raise ValueError("--speed-classes needs --snap-speeds: the classes are the steady speeds.")
         if self.snap_speeds and not self.point_momentum:
             raise ValueError("--snap-speeds needs --point-momentum: they are speeds of the points' motion.")
 
@@ -266,6 +271,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     config.point_momentum,
                     config.contact_gate,
                     point_speeds,
+                    config.speed_classes,
                 )
             if stage == "outcome":
                 model = model if model.outcome_head is not None else model.with_outcome_head()
@@ -685,16 +691,19 @@ def train_dynamics(
 
     def batch_loss() -> torch.Tensor:
         anchors, context, window_actions, targets = windows.sample(config.dynamics_batch_size, config, rng)
-        contact_loss = 0.0
-        if model.config.contact_gate:  # told when the ball truly bounces, and taught to tell
+        # Told when the ball truly bounces and how fast it then moves, and taught to tell.
+        contacts = speeds = None
+        if model.config.contact_gate:
             contacts = true_contacts(model.config, poses, anchors, context, targets.shape[1])
-            predicted, logits = unroll_with_contacts(model, context, window_actions, contacts)
-            contact_loss = F.binary_cross_entropy_with_logits(logits, contacts)
-        else:
-            predicted = unroll_latents(model, context, window_actions)
+        if model.config.speed_classes:
+            speeds = true_speeds(model.dynamics, poses, anchors, targets.shape[1])
+        predicted, heads = unroll_with_heads(model, context, window_actions, contacts, speeds)
         target_weight = point_weights(model.config, targets, weight, config.point_weight)
         loss = windows.latent_loss(predicted, targets, target_weight, config.log_step_loss, huber)
-        loss = loss + contact_loss
+        if contacts is not None:
+            loss = loss + F.binary_cross_entropy_with_logits(heads["contact"], contacts)
+        if speeds is not None:
+            loss = loss + F.cross_entropy(heads["speed"].flatten(0, 2), speeds.flatten())
         if pixels:
             loss = loss + pixel_loss(model, data, anchors, context, predicted, window_actions, config, rng)
         if states is not None:
@@ -760,6 +769,23 @@ def true_contacts(
     return torch.stack(
         [change[..., [x_dim, y_dim]].amax(-1) > CONTACT_PIXELS for x_dim, y_dim, _ in config.points], dim=-1
     ).float()
+
+
+def true_speeds(dynamics, poses: torch.Tensor, anchors: np.ndarray, steps: int) -> torch.Tensor:
+    """(B, steps, D) class indices for speed-class dynamics: at each step after the windows'
+    anchors, per point axis, the steady speed the frames' poses (normalised, the readers') move
+    by, where the point is in view before and after and moves within the snap tolerance of one;
+    else the last class, "other" (a ball leaving, served, or half behind a wall)."""
+    axes, codes = dynamics.speed_axes, dynamics.speed_codes[:, :-1]  # (D,), (D, K)
+    index = torch.from_numpy(anchors)[:, None] + torch.arange(0, steps + 1)
+    window = poses[index]  # (B, steps + 1, pose_dims)
+    motion = window[..., axes].diff(dim=1)  # (B, steps, D)
+    seen_dims = dynamics.snap_seen_dim[axes]
+    seen = window[..., seen_dims] > dynamics.snap_seen_level[axes]
+    seen = seen[:, 1:] & seen[:, :-1]
+    nearest, index = (motion[..., None] - codes).abs().min(dim=-1)
+    close = nearest < dynamics.snap_tolerance[axes]
+    return torch.where(seen & close, index, torch.full_like(index, codes.shape[1]))
 
 
 def point_huber_deltas(config: LatentConfig, pixels: float, scale: torch.Tensor) -> torch.Tensor | None:
@@ -829,22 +855,28 @@ def unroll_latents(model: LatentWorldModel, context: torch.Tensor, actions: torc
     return torch.stack(predicted, dim=1)
 
 
-def unroll_with_contacts(
+def unroll_with_heads(
     model: LatentWorldModel,
     context: torch.Tensor,
     actions: torch.Tensor,
     contacts: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`unroll_latents` for contact-gated dynamics: predicted z (B, U, Z) and the gate's logits
-    (B, U, P); `contacts` (B, U, P), the true changes, open the gate instead of its logits."""
+    speeds: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """`unroll_latents` that also returns the dynamics' heads' logits per step (B, U, ...):
+    the contact gate's, the speed classes'. `contacts` (B, U, P), the true changes, open the
+    gate, and `speeds` (B, U, D), the true classes, pick the speeds, instead of the heads."""
     state = model.dynamics.start(context)
-    predicted, logits = [], []
+    predicted, heads = [], []
     for t in range(actions.shape[1]):
-        told = None if contacts is None else contacts[:, t]
-        state, logit = model.dynamics.step_with_contacts(state, actions[:, t], told)
+        state, step_heads = model.dynamics.step_with_heads(
+            state,
+            actions[:, t],
+            None if contacts is None else contacts[:, t],
+            None if speeds is None else speeds[:, t],
+        )
         predicted.append(state.z)
-        logits.append(logit)
-    return torch.stack(predicted, dim=1), torch.stack(logits, dim=1)
+        heads.append(step_heads)
+    return torch.stack(predicted, dim=1), {k: torch.stack([h[k] for h in heads], dim=1) for k in heads[0]}
 
 
 @torch.no_grad()
@@ -857,9 +889,18 @@ def evaluate_dynamics(model, windows: Windows, states: torch.Tensor | None, pose
     result = {"latent_mse": float(windows.latent_loss(predicted, targets))}
     if model.config.contact_gate:  # does the gate open where the ball's motion truly changes?
         contacts = true_contacts(model.config, poses, windows.val_anchors, context, config.unroll) > 0
-        said = unroll_with_contacts(model, context, actions, contacts)[1] > 0
+        said = unroll_with_heads(model, context, actions, contacts)[1]["contact"] > 0
         result["contact_recall"] = float((said & contacts).sum() / contacts.sum().clamp_min(1))
         result["contact_precision"] = float((said & contacts).sum() / said.sum().clamp_min(1))
+    if model.config.speed_classes:  # told the true speeds so far, does it pick the next one?
+        speeds = true_speeds(model.dynamics, poses, windows.val_anchors, config.unroll)
+        logits = unroll_with_heads(model, context, actions, speeds=speeds)[1]["speed"]
+        picked = (logits + model.dynamics.speed_mask).argmax(-1)
+        changed = torch.cat([speeds[:, :1], speeds[:, 1:]], 1) != torch.cat(
+            [speeds[:, :1], speeds[:, :-1]], 1
+        )
+        result["speed_accuracy"] = float((picked == speeds).float().mean())
+        result["speed_change_accuracy"] = float((picked == speeds)[changed].float().mean())
     if states is not None:
         mean, _ = model.dynamics.estimate_state(context)
         result["state_rmse"] = float(F.mse_loss(mean, states[torch.from_numpy(windows.val_anchors)]).sqrt())
