@@ -697,7 +697,10 @@ def train_dynamics(
             contacts = true_contacts(model.config, poses, anchors, context, targets.shape[1])
         if model.config.speed_classes:
             speeds = true_speeds(model.dynamics, poses, anchors, targets.shape[1])
-        predicted, heads = unroll_with_heads(model, context, window_actions, contacts, speeds)
+        if contacts is None and speeds is None:
+            predicted, heads = unroll_latents(model, context, window_actions), {}
+        else:
+            predicted, heads = unroll_with_heads(model, context, window_actions, contacts, speeds)
         target_weight = point_weights(model.config, targets, weight, config.point_weight)
         loss = windows.latent_loss(predicted, targets, target_weight, config.log_step_loss, huber)
         if contacts is not None:
