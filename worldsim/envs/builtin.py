@@ -18,6 +18,23 @@ from worldsim.envs.spec import Crop, EnvSpec, StateFeatures
 # counts alike (docs/experiments.md has what it changed).
 FROM_RESET = {"single_frame_at_reset": True, "log_step_loss": True}
 
+# Pong's and Breakout's ball, a 1x2-pixel object a mean pixel loss ignores (docs/experiments.md,
+# issue 15, sessions 9 and 13): painted where its latent coordinates say; read by an encoder exact
+# to 0.3 px (0.6 without the pose weight); moving on at its own motion, which the GRU changes only
+# at a bounce, without hedging between bounce and not (Huber); snapped in flight to the speeds it
+# keeps in the data (from two encoded frames its speed is a fraction of a pixel off, a few pixels
+# after ten steps); and the next speed picked as a class, so that where a bounce may or may not
+# come the dream takes one future instead of averaging them.
+BALL_AS_POINT = {
+    "object_points": True,
+    "pose_point_weight": 30.0,
+    "point_weight": 10.0,
+    "point_momentum": True,
+    "point_huber": 1.0,
+    "snap_speeds": True,
+    "speed_classes": True,
+}
+
 
 ENV_SPECS: dict[str, EnvSpec] = {
     spec.name: spec
@@ -143,15 +160,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 "frame_poses": True,
                 "pixel_steps": 1500,
                 "pixel_horizon": 40,
-                # The ball as Pong's (docs/experiments.md, session 13): painted at its coordinates,
-                # read precisely, moving on at the speed a class head picks among its steady ones.
-                "object_points": True,
-                "pose_point_weight": 30.0,
-                "point_weight": 10.0,
-                "point_momentum": True,
-                "point_huber": 1.0,
-                "snap_speeds": True,
-                "speed_classes": True,
+                **BALL_AS_POINT,
             },
             example_actions="fire right*10 left*10",
             play_keys={"left": "left", "right": "right", "space": "fire", "down": "noop"},
@@ -178,21 +187,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 "dynamics_steps": 4000,
                 "colour_weight": 0.2,
                 "frame_poses": True,
-                "object_points": True,  # the ball, painted where its latent coordinates say
-                # The ball's speed: an encoder exact to 0.3 px (0.6 without the weight), dynamics
-                # that keep the ball's motion and learn its bounces, without hedging between them
-                # (docs/experiments.md, "Issue 15, session 9")
-                "pose_point_weight": 30.0,
-                "point_weight": 10.0,
-                "point_momentum": True,
-                "point_huber": 1.0,
-                # In flight the ball's motion snaps to the speeds it keeps in the data (4 or 8
-                # screen px a step): its speed from two encoded frames is a fraction of a pixel
-                # off, a few pixels after ten steps (docs/experiments.md, "session 13")
-                "snap_speeds": True,
-                # ... and the GRU picks its next speed as a class, so that where a bounce may or may
-                # not come it picks one future instead of averaging them (session 13)
-                "speed_classes": True,
+                **BALL_AS_POINT,
                 # Half the windows then draw one context frame rather than three quarters: from
                 # one frame the GRU learns an average serve, and it sped real ones up.
                 "single_frame_share": 0.0,

@@ -413,7 +413,8 @@ MOTION_DEAD_ZONE = 1.0
 # View pixels within which a point's motion takes the nearest of its steady speeds (point_speeds).
 # Pong's lie 2 view pixels apart; a ball leaving the court or served jumps much further, and a
 # tolerance of 2.5 or more snapped some of those jumps too (Pong's ball recall h=5..60 after 50
-# random / scripted steps, 20 seeds: 1.0 0.36 / 0.22, 1.5 0.36 / 0.29, 2.5 0.36 / 0.28).
+# random / scripted steps, 20 seeds, snapping in view or not: 1.0 0.36 / 0.22, 1.5 0.36 / 0.29,
+# 2.5 0.36 / 0.28).
 SPEED_SNAP_TOLERANCE = 1.5
 _NO_SPEED = 1e6  # pads the speed table: no motion is near it
 
@@ -447,7 +448,8 @@ class LatentDynamics(nn.Module):
     their x and y dims: z_{t+1} = z_t + v_{t+1} there, with v_{t+1} = v_t + delta where delta
     passes a dead zone, so a ball in flight keeps its speed exactly and the GRU has only its
     bounces to learn. With point speeds, at inference, that motion is also snapped to the game's
-    nearest steady speed, from the start frames' motion on."""
+    nearest steady speed, from the start frames' motion on; with speed classes a head picks the
+    next speed among those."""
 
     def __init__(self, config: LatentConfig):
         super().__init__()
@@ -527,14 +529,11 @@ class LatentDynamics(nn.Module):
         if self.speed_head is not None:
             heads["speed"] = logits = self.speed_head(hidden).view(len(motion), *self.speed_mask.shape)
             logits = logits + self.speed_mask
-            if speeds is None:
-                speeds = logits.argmax(dim=2)
-                in_view = (
-                    state.z[:, self.snap_seen_dim[self.speed_axes]] > self.snap_seen_level[self.speed_axes]
-                )
-                picked = (speeds < self.speed_codes.shape[1] - 1) & in_view
-            else:
-                picked = speeds < self.speed_codes.shape[1] - 1
+            told = speeds is not None
+            speeds = speeds if told else logits.argmax(dim=2)
+            picked = speeds < self.speed_codes.shape[1] - 1  # the last class, "other": its own motion
+            if not told:  # the head's pick counts where the ball is in view
+                picked = picked & self.in_view(state.z)[:, self.speed_axes]
             code = torch.gather(self.speed_codes.expand(len(motion), -1, -1), 2, speeds[:, :, None])[:, :, 0]
             own = motion[:, self.speed_axes]
             motion = motion + (torch.where(picked, code, own) - own) @ self.speed_onto
@@ -551,8 +550,12 @@ class LatentDynamics(nn.Module):
             return motion
         nearest, index = (motion[:, :, None] - self.snap_speeds).abs().min(dim=2)
         speed = torch.gather(self.snap_speeds.expand(len(motion), -1, -1), 2, index[:, :, None])[:, :, 0]
-        in_view = z[:, self.snap_seen_dim] > self.snap_seen_level
-        return torch.where(in_view & (nearest < self.snap_tolerance), speed, motion)
+        return torch.where(self.in_view(z) & (nearest < self.snap_tolerance), speed, motion)
+
+    def in_view(self, z: torch.Tensor) -> torch.Tensor:
+        """(..., Z) latents or normalised poses -> (..., Z) bool: per point dim, whether its
+        point's "in view" dim says so (with point speeds; meaningless off the points' dims)."""
+        return z[..., self.snap_seen_dim] > self.snap_seen_level
 
 
 def context_features(context: torch.Tensor) -> torch.Tensor:

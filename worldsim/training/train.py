@@ -783,8 +783,7 @@ def true_speeds(dynamics, poses: torch.Tensor, anchors: np.ndarray, steps: int) 
     index = torch.from_numpy(anchors)[:, None] + torch.arange(0, steps + 1)
     window = poses[index]  # (B, steps + 1, pose_dims)
     motion = window[..., axes].diff(dim=1)  # (B, steps, D)
-    seen_dims = dynamics.snap_seen_dim[axes]
-    seen = window[..., seen_dims] > dynamics.snap_seen_level[axes]
+    seen = dynamics.in_view(window)[..., axes]
     seen = seen[:, 1:] & seen[:, :-1]
     nearest, index = (motion[..., None] - codes).abs().min(dim=-1)
     close = nearest < dynamics.snap_tolerance[axes]
@@ -899,9 +898,7 @@ def evaluate_dynamics(model, windows: Windows, states: torch.Tensor | None, pose
         speeds = true_speeds(model.dynamics, poses, windows.val_anchors, config.unroll)
         logits = unroll_with_heads(model, context, actions, speeds=speeds)[1]["speed"]
         picked = (logits + model.dynamics.speed_mask).argmax(-1)
-        changed = torch.cat([speeds[:, :1], speeds[:, 1:]], 1) != torch.cat(
-            [speeds[:, :1], speeds[:, :-1]], 1
-        )
+        changed = speeds != torch.cat([speeds[:, :1], speeds[:, :-1]], 1)  # from the step before
         result["speed_accuracy"] = float((picked == speeds).float().mean())
         result["speed_change_accuracy"] = float((picked == speeds)[changed].float().mean())
     if states is not None:
