@@ -375,6 +375,42 @@ def test_speed_classes_pick_a_balls_next_speed_where_it_is_in_view():
         LatentConfig.for_env(spec, point_momentum=True, speed_classes=True, **pose)
 
 
+@torch.no_grad()
+def test_points_are_drawn_within_their_bounds_and_wholly_in_or_out_of_view_at_inference():
+    """With point bounds the decoder is handed, at inference, a ball moved into the range where
+    balls are seen and its "in view" flag snapped to 0 or 1; training decodes the latent as it is,
+    and latents inside the bounds are drawn unchanged."""
+    spec = get_spec("pong")
+    pose = {
+        "pose_dims": 6,
+        "pose_mean": [0.0, 0.0, 100.0, 0.5, 120.0, 0.0],
+        "pose_std": [1.0, 1.0, 40.0, 0.5, 50.0, 1.0],
+    }
+    bounds = [[[8.0, 157.0], [36.0, 192.0]]]
+    config = LatentConfig.for_env(
+        spec, latent_dim=8, hidden_dim=16, points=[[2, 4, 3]], point_bounds=bounds, **pose
+    )
+    model = LatentWorldModel(config).eval()
+    z = torch.randn(3, 8)
+    z[:, 2] = (
+        torch.tensor([159.0 - 100, 3.0 - 100, 120.0 - 100]) / 40
+    )  # past the right edge, the left, inside
+    z[:, 4] = torch.tensor([195.0 - 120, 150.0 - 120, 100.0 - 120]) / 50  # below the wall, inside, inside
+    z[:, 3] = torch.tensor([0.73 - 0.5, 0.3 - 0.5, 1.0 - 0.5]) / 0.5  # in view 0.73, 0.3, 1
+    drawn = model.drawable_points(z)
+    assert (drawn[:, 2] * 40 + 100).tolist() == pytest.approx([157.0, 8.0, 120.0])
+    assert (drawn[:, 4] * 50 + 120).tolist() == pytest.approx([192.0, 150.0, 100.0])
+    assert (drawn[:, 3] * 0.5 + 0.5).tolist() == pytest.approx([1.0, 0.0, 1.0])
+    keep = [0, 1, 5, 6, 7]
+    assert torch.equal(drawn[:, keep], z[:, keep])  # not the points' dims
+    ref = torch.rand(3, 3, spec.height, spec.width)
+    assert torch.equal(model.decode(z, z, ref), model.decode(drawn, z, ref))
+    model.train()
+    assert not torch.equal(model.decode(z, z, ref), model.decode(drawn, z, ref))
+    with pytest.raises(ValueError, match="point_bounds needs"):
+        LatentConfig.for_env(spec, points=[[2, 4, 3]], point_bounds=[[[8.0, 157.0]]], **pose)
+
+
 def test_a_card_collects_the_episodes_its_model_was_trained_on():
     from worldsim.models.card import read_card_inputs, render_model_card
 

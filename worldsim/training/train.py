@@ -110,6 +110,9 @@ class TrainConfig:
     # With point momentum: store the speeds each point keeps in flight in the training data
     # (steady_speeds), which its motion snaps to at inference (LatentConfig.point_speeds).
     snap_speeds: bool = False
+    # ... a speed kept at least this share of the steady steps (steady_speeds): Pong's paddle
+    # sends a ball back at 12 pixels a step in half a percent of them, a speed worth keeping.
+    steady_share: float = 0.01
     # With snap_speeds: the GRU picks each point's next speed as a class (LatentConfig.speed_classes),
     # trained with cross-entropy on the readers' motions (true_speeds).
     speed_classes: bool = False
@@ -229,6 +232,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         record = {**previous, "commands": [*previous.get("commands", [previous["command"]]), command]}
         model_config = model.config
     else:
+        points = object_points(spec) if config.object_points and config.frame_poses else []
         model_config = LatentConfig.for_env(
             spec,
             latent_dim=config.latent_dim,
@@ -239,14 +243,17 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             pose_std=[] if poses is None else (poses.std(0) + 1e-6).tolist(),
             decoder_action=config.decoder_action,
             warp_reference=config.warp_reference,
-            points=object_points(spec) if config.object_points and config.frame_poses else [],
+            points=points,
+            point_bounds=seen_bounds(poses, points),
         )
         model = LatentWorldModel(model_config).to(config.device)
         record = {"commands": [command]}
     record.update(command=" && ".join(record["commands"]), config=asdict(config))
     if not config.init_from:  # a continued run keeps the record of the data it started from
         record.update(frames=len(data.frames), episodes=int(data.num_episodes))
-    point_speeds = steady_speeds(poses, data, model_config.points) if config.snap_speeds else []
+    point_speeds = (
+        steady_speeds(poses, data, model_config.points, config.steady_share) if config.snap_speeds else []
+    )
     if poses is not None:
         poses = (poses - np.array(model_config.pose_mean)) / np.array(model_config.pose_std)
         poses = torch.from_numpy(poses.astype(np.float32))
@@ -378,15 +385,18 @@ def visible_poses(spec, data: EpisodeData, from_frames: bool = False) -> np.ndar
 
 
 # A point's steady speeds (LatentConfig.point_speeds) are the per-step motions it keeps this many
-# steps running, in view, that make at least this share of such steps: a ball half hidden by a
-# wall or paddle moves by odd amounts for a step, and a rare speed is not worth snapping to.
+# steps running, in view, that make at least a share of such steps (TrainConfig.steady_share): a
+# ball half hidden by a wall or paddle moves by odd amounts for a step, and a rare speed is not
+# worth snapping to.
 STEADY_STEPS = 3
-STEADY_SHARE = 0.01
 
 
-def steady_speeds(poses: np.ndarray, data: EpisodeData, points: list[list[int]]) -> list[list[list[float]]]:
+def steady_speeds(
+    poses: np.ndarray, data: EpisodeData, points: list[list[int]], share: float = 0.01
+) -> list[list[list[float]]]:
     """Per point, [x speeds, y speeds]: the steady per-step motions (render pixels, to half a
-    pixel) of the object readers' positions `poses` (N, D, not normalised), sorted."""
+    pixel) of the object readers' positions `poses` (N, D, not normalised) that make at least
+    `share` of its steady steps, sorted."""
     speeds = []
     for x_dim, y_dim, seen_dim in points:
         axes = []
@@ -404,9 +414,27 @@ def steady_speeds(poses: np.ndarray, data: EpisodeData, points: list[list[int]])
                     held &= seen[k : k + starts] & (step[k : k + starts] == step[:starts])
                 steady.append(step[:starts][held])
             values, counts = np.unique(np.concatenate(steady or [np.zeros(0)]), return_counts=True)
-            axes.append([float(v) for v in values[counts >= STEADY_SHARE * counts.sum()]])
+            axes.append([float(v) for v in values[counts >= share * counts.sum()]])
         speeds.append(axes)
     return speeds
+
+
+# Share of a point's sightings that may lie beyond each of its bounds (LatentConfig.point_bounds):
+# a reader's odd reading (a ball half behind the paddle) does not widen them.
+BOUND_SHARE = 0.001
+
+
+def seen_bounds(poses: np.ndarray | None, points: list[list[int]]) -> list[list[list[float]]]:
+    """Per point, [[x_low, x_high], [y_low, y_high]]: where the object readers' positions `poses`
+    (N, D, not normalised) lie where it is in view, but for BOUND_SHARE of them each side."""
+    bounds = []
+    for x_dim, y_dim, seen_dim in points:
+        seen = poses[poses[:, seen_dim] > 0.5]
+        seen = seen if len(seen) else poses  # never in view: no bound worth drawing it within
+        bounds.append(
+            [np.quantile(seen[:, d], [BOUND_SHARE, 1 - BOUND_SHARE]).tolist() for d in (x_dim, y_dim)]
+        )
+    return bounds
 
 
 def _episode_indices(data: EpisodeData, episode: int) -> np.ndarray:
