@@ -376,39 +376,46 @@ def test_speed_classes_pick_a_balls_next_speed_where_it_is_in_view():
 
 
 @torch.no_grad()
-def test_points_are_drawn_within_their_bounds_and_wholly_in_or_out_of_view_at_inference():
-    """With point bounds the decoder is handed, at inference, a ball moved into the range where
-    balls are seen and its "in view" flag snapped to 0 or 1; training decodes the latent as it is,
-    and latents inside the bounds are drawn unchanged."""
+def test_poses_are_drawn_within_their_bounds_and_points_wholly_in_or_out_of_view_at_inference():
+    """With pose bounds the decoder is handed, at inference, a pose moved into the range the data
+    had (a ball past the edge, a paddle in the wall) and each point's "in view" flag snapped to 0
+    or 1; training decodes the latent as it is, and latents inside the bounds are drawn unchanged."""
     spec = get_spec("pong")
-    pose = {
-        "pose_dims": 6,
-        "pose_mean": [0.0, 0.0, 100.0, 0.5, 120.0, 0.0],
-        "pose_std": [1.0, 1.0, 40.0, 0.5, 50.0, 1.0],
-    }
-    bounds = [[[8.0, 157.0], [36.0, 192.0]]]
+    mean, std = [150.0, 0.5, 100.0, 0.5, 120.0, 0.5], [40.0, 0.5, 40.0, 0.5, 50.0, 0.5]
+    bounds = [[37.0, 192.0], [0.0, 1.0], [8.0, 157.0], [0.0, 1.0], [36.0, 192.0], [0.0, 1.0]]
     config = LatentConfig.for_env(
-        spec, latent_dim=8, hidden_dim=16, points=[[2, 4, 3]], point_bounds=bounds, **pose
+        spec,
+        latent_dim=8,
+        hidden_dim=16,
+        pose_dims=6,
+        pose_mean=mean,
+        pose_std=std,
+        points=[[2, 4, 3]],
+        pose_bounds=bounds,
     )
     model = LatentWorldModel(config).eval()
+    pose = torch.tensor(
+        [  # paddle in the wall, ball past the right edge, below the wall, 73% in view
+            [195.0, 1.0, 159.0, 0.73, 195.0, 1.0],
+            [100.0, 1.0, 3.0, 0.3, 150.0, 1.0],  # ball past the left edge, 30% in view
+            [120.0, 1.0, 120.0, 1.0, 100.0, 1.0],  # all inside
+        ]
+    )
     z = torch.randn(3, 8)
-    z[:, 2] = (
-        torch.tensor([159.0 - 100, 3.0 - 100, 120.0 - 100]) / 40
-    )  # past the right edge, the left, inside
-    z[:, 4] = torch.tensor([195.0 - 120, 150.0 - 120, 100.0 - 120]) / 50  # below the wall, inside, inside
-    z[:, 3] = torch.tensor([0.73 - 0.5, 0.3 - 0.5, 1.0 - 0.5]) / 0.5  # in view 0.73, 0.3, 1
-    drawn = model.drawable_points(z)
-    assert (drawn[:, 2] * 40 + 100).tolist() == pytest.approx([157.0, 8.0, 120.0])
-    assert (drawn[:, 4] * 50 + 120).tolist() == pytest.approx([192.0, 150.0, 100.0])
-    assert (drawn[:, 3] * 0.5 + 0.5).tolist() == pytest.approx([1.0, 0.0, 1.0])
-    keep = [0, 1, 5, 6, 7]
-    assert torch.equal(drawn[:, keep], z[:, keep])  # not the points' dims
+    z[:, :6] = (pose - torch.tensor(mean)) / torch.tensor(std)
+    drawn = model.drawable_pose(z)
+    drawn_pose = drawn[:, :6] * torch.tensor(std) + torch.tensor(mean)
+    assert drawn_pose[:, 0].tolist() == pytest.approx([192.0, 100.0, 120.0])  # the paddle
+    assert drawn_pose[:, 2].tolist() == pytest.approx([157.0, 8.0, 120.0])  # the ball's x, y, seen
+    assert drawn_pose[:, 4].tolist() == pytest.approx([192.0, 150.0, 100.0])
+    assert drawn_pose[:, 3].tolist() == pytest.approx([1.0, 0.0, 1.0])
+    assert torch.equal(drawn[2], z[2]) and torch.equal(drawn[:, 6:], z[:, 6:])
     ref = torch.rand(3, 3, spec.height, spec.width)
     assert torch.equal(model.decode(z, z, ref), model.decode(drawn, z, ref))
     model.train()
     assert not torch.equal(model.decode(z, z, ref), model.decode(drawn, z, ref))
-    with pytest.raises(ValueError, match="point_bounds needs"):
-        LatentConfig.for_env(spec, points=[[2, 4, 3]], point_bounds=[[[8.0, 157.0]]], **pose)
+    with pytest.raises(ValueError, match="pose_bounds needs"):
+        LatentConfig.for_env(spec, pose_dims=6, pose_mean=mean, pose_std=std, pose_bounds=bounds[:2])
 
 
 def test_a_card_collects_the_episodes_its_model_was_trained_on():

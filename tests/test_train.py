@@ -122,18 +122,15 @@ def test_steady_speeds_are_the_motions_a_point_keeps_for_several_steps():
     assert speeds == [[[-4.0, 4.0], [0.0]]]
 
 
-def test_seen_bounds_are_where_a_point_is_seen_but_for_its_rarest_readings():
-    """A point's bounds span its positions in view, not those out of view (the readers' fill),
-    and one odd reading in a thousand does not widen them."""
-    from worldsim.training.train import seen_bounds
+def test_pose_bounds_are_where_each_pose_dim_lies_but_for_its_rarest_values():
+    """Each pose dim's bounds span its values in the data; one odd reading in a thousand does not
+    widen them."""
+    from worldsim.training.train import pose_bounds
 
     rng = np.random.default_rng(0)
-    x, y = rng.uniform(10, 150, 5000), rng.uniform(40, 190, 5000)
-    seen = np.ones(5000)
-    x[:3] = 400.0  # odd readings
-    x[-100:], seen[-100:] = -500.0, 0.0  # out of view
-    poses = np.stack([x, seen, y], axis=1)
-    ((x_low, x_high), (y_low, y_high)) = seen_bounds(poses, [[0, 2, 1]])[0]
+    poses = np.stack([rng.uniform(10, 150, 5000), rng.uniform(40, 190, 5000)], axis=1)
+    poses[:3, 0] = 400.0  # odd readings
+    ((x_low, x_high), (y_low, y_high)) = pose_bounds(poses)
     assert 10 <= x_low < 10.5 and 149.5 < x_high <= 150
     assert 40 <= y_low < 40.5 and 189.5 < y_high <= 190
 

@@ -191,6 +191,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 # Half the windows then draw one context frame rather than three quarters: from
                 # one frame the GRU learns an average serve, and it sped real ones up.
                 "single_frame_share": 0.0,
+                "steady_share": 0.004,  # the ball's 12 pixels a step after a hard return
                 # No pixels stage: +1.4 dB at h=5 after 50 steps, but it blurs the paddles (a held
                 # key moved the paddle the simulator's way in 34% of tries, against 97%) and the
                 # ball (docs/experiments.md)

@@ -101,13 +101,14 @@ class LatentConfig:
     # cross-entropy on the readers' motions. Where a bounce may or may not come, a class is one
     # future or the other; a regressed change of motion was their average, a slowed, turned ball.
     speed_classes: bool = False
-    # Per point, [[x_low, x_high], [y_low, y_high]]: where the object is seen in the training data
-    # (render pixels; 0.1% of sightings lie beyond each bound). At inference a point is drawn
-    # clamped into them, and wholly in view or not at all (its seen dim snapped to 0 or 1): the
-    # dynamics carry a ball a pixel or two past the last place a ball is ever seen (Pong's right
-    # edge, the bottom wall) or half out of view, and there the decoder, which never saw such a
-    # latent, drew a faint ball that no one would call one.
-    point_bounds: list[list[list[float]]] = field(default_factory=list)
+    # Per pose dim, [low, high]: the range its values take in the training data (the object
+    # readers' render pixels, the simulator's units; 0.1% of frames lie beyond each bound). At
+    # inference the decoder draws the pose clamped into it, and each point wholly in view or not
+    # at all (its seen dim snapped to 0 or 1): the dynamics carry a ball a pixel or two past the
+    # last place a ball is ever seen (Pong's right edge, the bottom wall) or half out of view, a
+    # paddle into a wall, and there the decoder, which never saw such a latent, drew a faint ball
+    # or no paddle.
+    pose_bounds: list[list[float]] = field(default_factory=list)
     # The decoder also moves the reference frame before painting over it, by a smooth flow field
     # (a coarse grid of shifts, bilinearly upsampled). Where the whole view moves (CarRacing's
     # road and grass turn and scroll under the car), the reference's texture, which a 32-d latent
@@ -162,14 +163,11 @@ class LatentConfig:
             raise ValueError("point_speeds needs point_momentum and one [x speeds, y speeds] per point")
         if self.speed_classes and not self.point_speeds:
             raise ValueError("speed_classes needs point_speeds")
-        if self.point_bounds and not (
-            len(self.point_bounds) == len(self.points)
-            and all(
-                len(axes) == 2 and all(len(b) == 2 and b[0] <= b[1] for b in axes)
-                for axes in self.point_bounds
-            )
+        if self.pose_bounds and not (
+            len(self.pose_bounds) == self.pose_dims
+            and all(len(b) == 2 and b[0] <= b[1] for b in self.pose_bounds)
         ):
-            raise ValueError("point_bounds needs one [[x_low, x_high], [y_low, y_high]] per point")
+            raise ValueError("pose_bounds needs one [low, high] per pose dim")
         if self.dynamics == "state" and not (
             0 < self.state_dims == len(self.state_mean) == len(self.state_std)
         ):
@@ -229,7 +227,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     5: lambda data: data,  # 6 added warp_reference (off by default)
     6: lambda data: data,  # 7 added contact_gate (off by default)
     7: lambda data: data,  # 8 added point_speeds and speed_classes (none, off by default)
-    8: lambda data: data,  # 9 added point_bounds (none: points are drawn wherever they are)
+    8: lambda data: data,  # 9 added pose_bounds (none: poses are drawn wherever they are)
 }
 
 
@@ -646,7 +644,7 @@ class LatentWorldModel(PretrainedWorldModel):
         self.dynamics = DYNAMICS_KINDS[config.dynamics](config)
         # reward and episode end from the latents before and after a step
         self.outcome_head = _mlp(2 * config.latent_dim, config.hidden_dim, 2) if config.outcome else None
-        for name, value in drawing_limits(config).items() if config.point_bounds else ():
+        for name, value in drawing_limits(config).items() if config.pose_bounds else ():
             self.register_buffer(f"draw_{name}", value, persistent=False)
         # Channels-last convolutions: 1.8x faster decoding on this CPU (docs/performance.md).
         self.to(memory_format=torch.channels_last)
@@ -716,8 +714,8 @@ class LatentWorldModel(PretrainedWorldModel):
         """The decoder's colours (B, 3, H, W), mask in [0, 1] (B, 1, H, W) and the background
         (B, 3, H, W) they are composited over: the reference, moved where warp_reference says."""
         config = self.config
-        if config.point_bounds and not self.training:
-            z = self.drawable_points(z)
+        if config.pose_bounds and not self.training:
+            z = self.drawable_pose(z)
         inputs = [z, ref_z]
         if config.decoder_action:
             inputs.append(action_features(config, action, len(z), z.device).to(z.dtype))
@@ -729,9 +727,9 @@ class LatentWorldModel(PretrainedWorldModel):
         background = ref if self.decoder.flow is None else warp(ref, self.decoder.flow_field(features))
         return out[:, :3], torch.sigmoid(out[:, 3:4]), background
 
-    def drawable_points(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, Z) latents with each point moved into its bounds and wholly in view or out of it
-        (LatentConfig.point_bounds): what the decoder draws at inference."""
+    def drawable_pose(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, Z) latents with the pose moved into its bounds and each point wholly in view or out
+        of it (LatentConfig.pose_bounds): what the decoder draws at inference."""
         pose = z[:, : self.config.pose_dims]
         pose = torch.minimum(torch.maximum(pose, self.draw_low), self.draw_high)
         flags = torch.where(pose > self.draw_seen_level, self.draw_seen, self.draw_unseen)
@@ -812,20 +810,14 @@ class LatentWorldModel(PretrainedWorldModel):
         return to_uint8(torch.stack(drawn, dim=1)).cpu().numpy()
 
 
-_UNBOUNDED = 1e6  # a bound no normalised pose reaches (finite: ONNX runtimes take it as it is)
-
-
 def drawing_limits(config: LatentConfig) -> dict[str, torch.Tensor]:
-    """What `LatentWorldModel.drawable_points` needs, per pose dim (pose_dims,), in normalised
-    units: `low` and `high` bounds (unbounded off the points' x and y), `seen_dims` (True on the
-    points' seen dims), and there the values `seen` and `unseen` mean and the `seen_level` between."""
+    """What `LatentWorldModel.drawable_pose` needs, per pose dim (pose_dims,), in normalised
+    units: `low` and `high` bounds, `seen_dims` (True on the points' seen dims), and there the
+    values `seen` and `unseen` mean and the `seen_level` between."""
     mean, std = torch.tensor(config.pose_mean), torch.tensor(config.pose_std)
-    low, high = torch.full_like(mean, -_UNBOUNDED), torch.full_like(mean, _UNBOUNDED)
+    low, high = (torch.tensor(config.pose_bounds).T - mean) / std
     seen_dims = torch.zeros_like(mean, dtype=torch.bool)
-    for (x_dim, y_dim, seen_dim), axes in zip(config.points, config.point_bounds, strict=True):
-        for dim, (lo, hi) in zip((x_dim, y_dim), axes, strict=True):
-            low[dim], high[dim] = (lo - mean[dim]) / std[dim], (hi - mean[dim]) / std[dim]
-        seen_dims[seen_dim] = True
+    seen_dims[[seen_dim for *_, seen_dim in config.points]] = True
     seen, unseen = (1 - mean) / std, -mean / std
     return {
         "low": low,

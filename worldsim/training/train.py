@@ -244,7 +244,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             decoder_action=config.decoder_action,
             warp_reference=config.warp_reference,
             points=points,
-            point_bounds=seen_bounds(poses, points),
+            pose_bounds=[] if poses is None else pose_bounds(poses),
         )
         model = LatentWorldModel(model_config).to(config.device)
         record = {"commands": [command]}
@@ -419,22 +419,15 @@ def steady_speeds(
     return speeds
 
 
-# Share of a point's sightings that may lie beyond each of its bounds (LatentConfig.point_bounds):
-# a reader's odd reading (a ball half behind the paddle) does not widen them.
+# Share of the frames whose pose may lie beyond each of its bounds (LatentConfig.pose_bounds): a
+# reader's odd reading (a ball half behind the paddle) does not widen them.
 BOUND_SHARE = 0.001
 
 
-def seen_bounds(poses: np.ndarray | None, points: list[list[int]]) -> list[list[list[float]]]:
-    """Per point, [[x_low, x_high], [y_low, y_high]]: where the object readers' positions `poses`
-    (N, D, not normalised) lie where it is in view, but for BOUND_SHARE of them each side."""
-    bounds = []
-    for x_dim, y_dim, seen_dim in points:
-        seen = poses[poses[:, seen_dim] > 0.5]
-        seen = seen if len(seen) else poses  # never in view: no bound worth drawing it within
-        bounds.append(
-            [np.quantile(seen[:, d], [BOUND_SHARE, 1 - BOUND_SHARE]).tolist() for d in (x_dim, y_dim)]
-        )
-    return bounds
+def pose_bounds(poses: np.ndarray) -> list[list[float]]:
+    """Per pose dim, [low, high]: where the poses (N, D, not normalised) lie, but for BOUND_SHARE
+    of them each side."""
+    return np.quantile(poses, [BOUND_SHARE, 1 - BOUND_SHARE], axis=0).T.tolist()
 
 
 def _episode_indices(data: EpisodeData, episode: int) -> np.ndarray:
