@@ -110,8 +110,9 @@ class TrainConfig:
     # With point momentum: store the speeds each point keeps in flight in the training data
     # (steady_speeds), which its motion snaps to at inference (LatentConfig.point_speeds).
     snap_speeds: bool = False
-    # ... a speed kept at least this share of the steady steps (steady_speeds): Pong's paddle
-    # sends a ball back at 12 pixels a step in half a percent of them, a speed worth keeping.
+    # With snap_speeds: the least share of a point's steady steps a speed must make to be kept
+    # (steady_speeds). Pong's paddle sends a ball back at 12 pixels a step in half a percent of
+    # them, a speed worth keeping.
     steady_share: float = 0.01
     # With snap_speeds: the GRU picks each point's next speed as a class (LatentConfig.speed_classes),
     # trained with cross-entropy on the readers' motions (true_speeds).
