@@ -118,7 +118,7 @@ def test_steady_speeds_are_the_motions_a_point_keeps_for_several_steps():
     poses = np.array([[x[i], seen[i], y[i], 1.0] for i in range(len(x))], dtype=np.float64)
     data = EpisodeData.__new__(EpisodeData)
     data.episode_starts, data.episode_lengths = np.array([0, 11]), np.array([11, 4])
-    speeds = steady_speeds(poses, data, [[0, 2, 1]])
+    speeds = steady_speeds(poses, data, [[0, 2, 1]], share=0.01)
     assert speeds == [[[-4.0, 4.0], [0.0]]]
 
 

@@ -82,9 +82,9 @@ class PongController:
     """Ball-tracking paddle from frames: move the (right, green) paddle toward the ball's row,
     noop within `dead_band` screen pixels; with no ball in view, toward the court's centre. Where
     the paddle slides more than half under a wall, `read_pong` misses it and the green left in
-    view places it at that wall; where no green shows at all, its last reading stands. Over 10 held-out seeds
-    of the real Pong (300 steps after a random warm-up) a dead band of 4 px scored +0.7 points a
-    game, 5 px as much, 3 and 6 px less (the paddle coasts on after a move).
+    view places it at that wall; where no green shows at all, its last reading stands. Over 10
+    held-out seeds of the real Pong (300 steps after a random warm-up) a dead band of 4 px scored
+    +0.7 points a game, 5 px as much, 3 and 6 px less (the paddle coasts on after a move).
     """
 
     description = "a paddle tracking the ball read from frames"

@@ -156,6 +156,12 @@ def _describe_kind(config: dict) -> str:
             else ""
         )
         + (
+            " It draws the pose within the range the training data had (and each object wholly in view "
+            "or not), never an object past where one was ever seen."
+            if config.get("pose_bounds")
+            else ""
+        )
+        + (
             " The decoder moves the start frame by a smooth flow before drawing over it, so a view "
             "that scrolls and turns keeps its texture."
             if config.get("warp_reference")

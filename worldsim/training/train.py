@@ -393,7 +393,7 @@ STEADY_STEPS = 3
 
 
 def steady_speeds(
-    poses: np.ndarray, data: EpisodeData, points: list[list[int]], share: float = 0.01
+    poses: np.ndarray, data: EpisodeData, points: list[list[int]], share: float
 ) -> list[list[list[float]]]:
     """Per point, [x speeds, y speeds]: the steady per-step motions (render pixels, to half a
     pixel) of the object readers' positions `poses` (N, D, not normalised) that make at least
