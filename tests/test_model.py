@@ -1,5 +1,6 @@
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -180,7 +181,6 @@ def test_a_decoder_that_sees_the_action_draws_what_the_last_step_did():
     """Pendulum's torque arrow shows the last action, which state dynamics do not carry: the
     decoder draws it from the action of the step, the same in one-by-one play and in batched
     rollouts."""
-    from dataclasses import replace
 
     model = action_drawing_model()
     start = torch.full((1, 1, 64, 64, 3), 200, dtype=torch.uint8)
@@ -210,6 +210,28 @@ def test_a_warping_decoder_moves_the_reference_it_draws_over():
     drawn = model.decode(z, z, ref)
     assert torch.allclose(drawn[..., :-1], ref[..., 1:], atol=1e-5)
     assert torch.allclose(drawn[..., -1], ref[..., -1], atol=1e-5)  # past the edge: the edge
+
+
+@torch.no_grad()
+def test_a_relative_flow_leaves_an_unmoved_view_exactly_in_place():
+    """With relative_flow the reference moves by the flow drawn for the target minus the flow drawn
+    for the reference itself: a latent that has not moved draws the reference exactly, whatever
+    the flow head says, and one that has moved still shifts it."""
+    torch.manual_seed(0)
+    config = LatentConfig.for_env(
+        get_spec("carracing"), latent_dim=8, hidden_dim=16, warp_reference=True, relative_flow=True
+    )
+    model = LatentWorldModel(config).eval()
+    model.decoder.flow[-1].weight.normal_(std=0.5)
+    model.decoder.flow[-1].bias.normal_()  # a flow head that moves even the reference itself
+    ref, ref_z = torch.rand(1, 3, 64, 64), torch.randn(1, 8)
+    assert torch.allclose(model.decode_parts(ref_z, ref_z, ref)[2], ref, atol=1e-6)
+    assert not torch.allclose(model.decode_parts(ref_z + 1, ref_z, ref)[2], ref, atol=1e-3)
+    absolute = LatentWorldModel(replace(config, relative_flow=False)).eval()
+    absolute.load_state_dict(model.state_dict())
+    assert not torch.allclose(absolute.decode_parts(ref_z, ref_z, ref)[2], ref, atol=1e-3)
+    with pytest.raises(ValueError, match="relative_flow needs warp_reference"):
+        replace(config, warp_reference=False)
 
 
 def test_point_maps_peak_where_the_pose_dims_put_the_object():

@@ -231,6 +231,9 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 # texture into place beats redrawing it from 32 numbers, +3.7 / +3.3 dB at h=5 /
                 # h=10 after 50 steps of random actions (docs/experiments.md, session 12).
                 "warp_reference": True,
+                # ... by a flow relative to the one drawn for the start frame itself, so a stopped
+                # car's view stays exactly in place (docs/experiments.md, session 15).
+                "relative_flow": True,
                 # Drawing the action (the bars under the road show steering, gas and brake) was
                 # tried: +0.2-0.3 dB at h=1..10, 1-2 dB less at h=30-60 (docs/experiments.md).
             },

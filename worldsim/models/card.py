@@ -163,7 +163,13 @@ def _describe_kind(config: dict) -> str:
         )
         + (
             " The decoder moves the start frame by a smooth flow before drawing over it, so a view "
-            "that scrolls and turns keeps its texture."
+            "that scrolls and turns keeps its texture"
+            + (
+                " (relative to the flow it draws for the start frame itself: a view that has not moved "
+                "stays exactly in place)."
+                if config.get("relative_flow")
+                else "."
+            )
             if config.get("warp_reference")
             else ""
         )

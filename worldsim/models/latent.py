@@ -44,7 +44,7 @@ from worldsim.models.base import (
     to_uint8,
 )
 
-CONFIG_FORMAT_VERSION = 9
+CONFIG_FORMAT_VERSION = 10
 
 
 @dataclass
@@ -114,6 +114,11 @@ class LatentConfig:
     # road and grass turn and scroll under the car), the reference's texture, which a 32-d latent
     # cannot hold, is shifted into place rather than redrawn blurred.
     warp_reference: bool = False
+    # With warp_reference: the reference moves by the flow drawn for the target latent minus the
+    # flow drawn for the reference's own latent, so a latent that has not moved leaves the
+    # reference exactly in place. CarRacing's decoder, asked to draw the start frame itself, shifted
+    # it by a fraction of a pixel (39 dB where copying the frame of a stopped car scores 47-59).
+    relative_flow: bool = False
 
     @property
     def height(self) -> int:
@@ -153,6 +158,8 @@ class LatentConfig:
                 raise ValueError(f"each of points must be 3 pose dims (x, y, seen) below {self.pose_dims}")
         if self.point_momentum and not (self.points and self.dynamics == "gru"):
             raise ValueError("point_momentum needs points and GRU dynamics")
+        if self.relative_flow and not self.warp_reference:
+            raise ValueError("relative_flow needs warp_reference")
         if self.contact_gate and not self.point_momentum:
             raise ValueError("contact_gate needs point_momentum")
         if self.point_speeds and not (
@@ -228,6 +235,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     6: lambda data: data,  # 7 added contact_gate (off by default)
     7: lambda data: data,  # 8 added point_speeds and speed_classes (none, off by default)
     8: lambda data: data,  # 9 added pose_bounds (none: poses are drawn wherever they are)
+    9: lambda data: data,  # 10 added relative_flow (off by default)
 }
 
 
@@ -498,7 +506,6 @@ class LatentDynamics(nn.Module):
             self.speed_head = nn.Linear(hidden, codes.numel() + len(axes))
             self.register_buffer("speed_axes", axes, persistent=False)
             self.register_buffer("speed_codes", F.pad(codes, (0, 1)), persistent=False)  # "other": 0
-            # padded classes (an axis with fewer speeds) are never picked
             self.register_buffer("speed_mask", F.pad((codes == _NO_SPEED) * -1e4, (0, 1)), persistent=False)
             self.register_buffer("speed_onto", F.one_hot(axes, z).float(), persistent=False)  # (D, Z)
 
@@ -541,8 +548,9 @@ class LatentDynamics(nn.Module):
             change = torch.sign(delta) * F.relu(delta.abs() - self.still)
         motion = motion + self.moving * change
         if self.speed_head is not None:
-            heads["speed"] = logits = self.speed_head(hidden).view(len(motion), *self.speed_mask.shape)
-            logits = logits + self.speed_mask
+            # padded classes (an axis with fewer speeds) are never picked, nor trained towards
+            logits = self.speed_head(hidden).view(len(motion), *self.speed_mask.shape) + self.speed_mask
+            heads["speed"] = logits
             told = speeds is not None
             speeds = speeds if told else logits.argmax(dim=2)
             picked = speeds < self.speed_codes.shape[1] - 1  # the last class, "other": its own motion
@@ -724,7 +732,13 @@ class LatentWorldModel(PretrainedWorldModel):
             maps = torch.cat([point_maps(config, z.float()), point_maps(config, ref_z.float())], dim=1)
         features = torch.cat(inputs, dim=1)
         out = self.decoder(features, maps)
-        background = ref if self.decoder.flow is None else warp(ref, self.decoder.flow_field(features))
+        background = ref
+        if self.decoder.flow is not None:
+            flow = self.decoder.flow_field(features)
+            if config.relative_flow:  # minus the flow of the reference drawn as itself
+                unmoved = ref_z if not config.pose_bounds or self.training else self.drawable_pose(ref_z)
+                flow = flow - self.decoder.flow_field(torch.cat([unmoved, *inputs[1:]], dim=1))
+            background = warp(ref, flow)
         return out[:, :3], torch.sigmoid(out[:, 3:4]), background
 
     def drawable_pose(self, z: torch.Tensor) -> torch.Tensor:
