@@ -398,6 +398,38 @@ def test_speed_classes_pick_a_balls_next_speed_where_it_is_in_view():
 
 
 @torch.no_grad()
+def test_a_speed_head_with_a_hidden_layer_reads_where_the_ball_is():
+    """speed_mlp: the head reads the latent and the ball's motion besides the GRU state, so the
+    same GRU state gives other speeds for a ball elsewhere (a linear head on it could not)."""
+    spec = get_spec("pong")
+    pose = {"pose_dims": 6, "pose_mean": [0.0] * 6, "pose_std": [1.0] * 6, "points": [[2, 4, 3]]}
+    speeds = [[[-4.0, 4.0], [-8.0, 8.0]]]
+    config = LatentConfig.for_env(
+        spec,
+        latent_dim=8,
+        hidden_dim=16,
+        point_momentum=True,
+        point_speeds=speeds,
+        speed_classes=True,
+        speed_mlp=True,
+        **pose,
+    )
+    torch.manual_seed(0)
+    dynamics = LatentWorldModel(config).dynamics.eval()
+    context = torch.zeros(2, 2, 8)
+    context[:, :, 3] = 1.0
+    state = dynamics.start(context)
+    dynamics.cell.weight_ih.zero_()  # the GRU's next state blind to the latent ...
+    state.h[1] = state.h[0]
+    state.z[1, 2] = 140.0  # ... for a ball somewhere else
+    heads = dynamics.step_with_heads(state, torch.zeros(2, dtype=torch.int64))[1]
+    assert heads["speed"].shape == (2, 2, 3)
+    assert not torch.allclose(heads["speed"][0], heads["speed"][1])
+    with pytest.raises(ValueError, match="speed_mlp needs speed_classes"):
+        LatentConfig.for_env(spec, speed_mlp=True, **pose)
+
+
+@torch.no_grad()
 def test_poses_are_drawn_within_their_bounds_and_points_wholly_in_or_out_of_view_at_inference():
     """With pose bounds the decoder is handed, at inference, a pose moved into the range the data
     had (a ball past the edge, a paddle in the wall) and each point's "in view" flag snapped to 0

@@ -122,6 +122,29 @@ def test_steady_speeds_are_the_motions_a_point_keeps_for_several_steps():
     assert speeds == [[[-4.0, 4.0], [0.0]]]
 
 
+def test_reading_weights_count_a_paddle_only_where_it_is_in_view():
+    """pose_reading_weight: the readings that are no point's (a paddle's row) count that many
+    times where their flag says the object is in view; points and flags are left as they were."""
+    from worldsim.envs.builtin import get_spec
+    from worldsim.models.latent import LatentConfig
+    from worldsim.training.train import reading_weights
+
+    config = LatentConfig.for_env(  # paddle_y, flag, ball_x, flag, ball_y, flag; the ball a point
+        get_spec("pong"),
+        latent_dim=8,
+        pose_dims=6,
+        pose_mean=[100.0, 0.5, 80.0, 0.5, 100.0, 0.5],
+        pose_std=[30.0, 0.5, 20.0, 0.5, 30.0, 0.5],
+        points=[[2, 4, 3]],
+    )
+    poses = torch.zeros(2, 6)
+    poses[0, 1], poses[1, 1] = 1.0, -1.0  # the paddle in view, then not
+    weights = reading_weights(config, poses, torch.ones(6), reading_weight=30.0)
+    assert weights[0, 0] == 30.0 and weights[1, 0] == 1.0
+    assert (weights[:, 1:] == 1.0).all()
+    assert reading_weights(config, poses, torch.ones(6), reading_weight=0.0).shape == (6,)  # off
+
+
 def test_pose_bounds_are_where_each_pose_dim_lies_but_for_its_rarest_values():
     """Each pose dim's bounds span its values in the data; one odd reading in a thousand does not
     widen them."""

@@ -101,6 +101,11 @@ class LatentConfig:
     # cross-entropy on the readers' motions. Where a bounce may or may not come, a class is one
     # future or the other; a regressed change of motion was their average, a slowed, turned ball.
     speed_classes: bool = False
+    # With speed classes: the head reads the latent and the points' motion besides the GRU state,
+    # through a hidden layer. A linear head on the GRU state never learned when Pong's paddle
+    # returns the ball (a ball at the paddle's column, within its half-height of its centre):
+    # even on training returns it gave a return 12%.
+    speed_mlp: bool = False
     # Per pose dim, [low, high]: the range its values take in the training data (the object
     # readers' render pixels, the simulator's units; 0.1% of frames lie beyond each bound). At
     # inference the decoder draws the pose clamped into it, and each point wholly in view or not
@@ -168,6 +173,8 @@ class LatentConfig:
             and all(len(axes) == 2 for axes in self.point_speeds)
         ):
             raise ValueError("point_speeds needs point_momentum and one [x speeds, y speeds] per point")
+        if self.speed_mlp and not self.speed_classes:
+            raise ValueError("speed_mlp needs speed_classes")
         if self.speed_classes and not self.point_speeds:
             raise ValueError("speed_classes needs point_speeds")
         if self.pose_bounds and not (
@@ -235,7 +242,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     6: lambda data: data,  # 7 added contact_gate (off by default)
     7: lambda data: data,  # 8 added point_speeds and speed_classes (none, off by default)
     8: lambda data: data,  # 9 added pose_bounds (none: poses are drawn wherever they are)
-    9: lambda data: data,  # 10 added relative_flow (off by default)
+    9: lambda data: data,  # 10 added relative_flow and speed_mlp (off by default)
 }
 
 
@@ -500,10 +507,14 @@ class LatentDynamics(nn.Module):
             self.register_buffer(f"snap_{name}", value, persistent=False)
         # With speed classes: per point axis (x0, y0, x1, ...), logits over its speeds and "other".
         self.speed_head = None
+        self.speed_mlp = config.speed_mlp
         if config.speed_classes:
             axes = torch.tensor([d for x_dim, y_dim, _ in config.points for d in (x_dim, y_dim)])
             codes = self.snap_speeds[axes]  # (D, K)
-            self.speed_head = nn.Linear(hidden, codes.numel() + len(axes))
+            classes = codes.numel() + len(axes)
+            self.speed_head = (
+                _mlp(hidden + 2 * z, hidden, classes) if config.speed_mlp else nn.Linear(hidden, classes)
+            )
             self.register_buffer("speed_axes", axes, persistent=False)
             self.register_buffer("speed_codes", F.pad(codes, (0, 1)), persistent=False)  # "other": 0
             self.register_buffer("speed_mask", F.pad((codes == _NO_SPEED) * -1e4, (0, 1)), persistent=False)
@@ -534,6 +545,7 @@ class LatentDynamics(nn.Module):
         `contacts` (B, P) of 0/1 opens the gate (None: where its logit is positive), and `speeds`
         (B, D) picks each point axis's class (None: the likeliest, where the point is in view)."""
         hidden, motion = state.h[:, : self.hidden_dim], state.h[:, self.hidden_dim :]
+        carried = motion  # the points' motion into this step
         seen = [state.z, motion] if self.moving is not None else [state.z]
         hidden = self.cell(torch.cat([*seen, embed_actions(self.embed_action, actions)], dim=1), hidden)
         delta = self.delta(hidden)
@@ -549,7 +561,8 @@ class LatentDynamics(nn.Module):
         motion = motion + self.moving * change
         if self.speed_head is not None:
             # padded classes (an axis with fewer speeds) are never picked, nor trained towards
-            logits = self.speed_head(hidden).view(len(motion), *self.speed_mask.shape) + self.speed_mask
+            read = torch.cat([hidden, state.z, carried], dim=1) if self.speed_mlp else hidden
+            logits = self.speed_head(read).view(len(motion), *self.speed_mask.shape) + self.speed_mask
             heads["speed"] = logits
             told = speeds is not None
             speeds = speeds if told else logits.argmax(dim=2)
@@ -681,6 +694,7 @@ class LatentWorldModel(PretrainedWorldModel):
         contact_gate: bool = False,
         point_speeds: list[list[list[float]]] | None = None,
         speed_classes: bool = False,
+        speed_mlp: bool = False,
     ) -> LatentWorldModel:
         """A model with this one's autoencoder (shared) and new, untrained dynamics of kind
         `dynamics`, normalised for the state features `states` (N, S) where they step those."""
@@ -691,6 +705,7 @@ class LatentWorldModel(PretrainedWorldModel):
             contact_gate=contact_gate,
             point_speeds=point_speeds or [],
             speed_classes=speed_classes,
+            speed_mlp=speed_mlp,
             state_dims=0 if states is None else states.shape[1],
             state_mean=[] if states is None else states.mean(0).tolist(),
             state_std=[] if states is None else (states.std(0) + 1e-6).tolist(),

@@ -100,6 +100,15 @@ class TrainConfig:
     # ball position makes the velocity between two frames usable.
     point_weight: float = 0.0  # 0: points count like the other pose dims
     pose_point_weight: float = 0.0  # the same, for the autoencoder's pose loss
+    # With frame_poses, every other reading (a paddle's row) counts this many times in the
+    # autoencoder's pose loss where its object is in view. Normalised by its spread like every
+    # pose dim, Pong's player paddle (spread 54 px) counted for little: the encoder placed it to
+    # 3.4 px (median; the opponent's paddle 0.3 px), and no dynamics can return a ball from that.
+    pose_reading_weight: float = 0.0
+    # With frame_poses, the in-view flags are normalised by at least this spread. A paddle almost
+    # always in view had a spread of 0.03, so each frame that missed it was an error of 30
+    # spreads, outweighing every position in the pose losses.
+    flag_spread_floor: float = 0.0
     point_momentum: bool = False  # GRU: points keep their motion (LatentConfig.point_momentum)
     # Where a ball may bounce or not, the mean of its futures is a slowed ball, which is what a
     # squared error teaches a deterministic model. Beyond this many view pixels a point's error
@@ -118,10 +127,7 @@ class TrainConfig:
     # With snap_speeds: the GRU picks each point's next speed as a class (LatentConfig.speed_classes),
     # trained with cross-entropy on the readers' motions (true_speeds).
     speed_classes: bool = False
-    # With speed classes: the head's cross-entropy counts this many times at the steps where the
-    # true speed changes (a bounce, a return). They are about one step in ten, and the ones a
-    # dream gets wrong; a head trained on the plain mean learned that a ball mostly flies on.
-    speed_change_weight: float = 1.0
+    speed_mlp: bool = False  # with speed classes: a head that reads the latent too (LatentConfig)
     dynamics: str = "gru"  # "gru" (any env), "state" (step the simulator state: samples), "auto"
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
@@ -223,6 +229,9 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
     if rank:  # every rank holds the same split and initial weights, and draws its own batches
         rng = np.random.default_rng([config.seed, rank])
     poses = visible_poses(spec, data, from_frames=config.frame_poses)
+    pose_spread = None if poses is None else poses.std(0) + 1e-6
+    if config.frame_poses and pose_spread is not None:  # readings and their flags alternate
+        pose_spread[1::2] = np.maximum(pose_spread[1::2], config.flag_spread_floor)
     states = state_features(spec, data)
     dynamics_kind = config.dynamics if config.dynamics != "auto" else ("gru" if states is None else "state")
     if dynamics_kind not in DYNAMICS_KINDS:
@@ -246,7 +255,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             context_frames=config.context_frames,
             pose_dims=0 if poses is None else poses.shape[1],
             pose_mean=[] if poses is None else poses.mean(0).tolist(),
-            pose_std=[] if poses is None else (poses.std(0) + 1e-6).tolist(),
+            pose_std=[] if poses is None else pose_spread.tolist(),
             decoder_action=config.decoder_action,
             warp_reference=config.warp_reference,
             relative_flow=config.relative_flow,
@@ -286,6 +295,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     config.contact_gate,
                     point_speeds,
                     config.speed_classes,
+                    config.speed_mlp,
                 )
             if stage == "outcome":
                 model = model if model.outcome_head is not None else model.with_outcome_head()
@@ -493,6 +503,7 @@ def train_autoencoder(
         if poses is not None:
             pose = poses[index].to(device)
             weight = point_weights(model.config, pose, pose_weight, config.pose_point_weight)
+            weight = reading_weights(model.config, pose, weight, config.pose_reading_weight)
             loss = loss + config.pose_weight * pose_loss(z.float(), pose, weight)
         return loss
 
@@ -734,7 +745,7 @@ def train_dynamics(
         if contacts is not None:
             loss = loss + F.binary_cross_entropy_with_logits(heads["contact"], contacts)
         if speeds is not None:
-            loss = loss + speed_loss(heads["speed"], speeds, config.speed_change_weight)
+            loss = loss + F.cross_entropy(heads["speed"].flatten(0, 2).float(), speeds.flatten())
         if pixels:
             loss = loss + pixel_loss(model, data, anchors, context, predicted, window_actions, config, rng)
         if states is not None:
@@ -777,6 +788,23 @@ def point_weights(
     return weights
 
 
+def reading_weights(
+    config: LatentConfig, poses: torch.Tensor, weight: torch.Tensor, reading_weight: float
+) -> torch.Tensor:
+    """`weight` (per dim, or per pose and dim) with every object reading that is no point's (a
+    paddle's row) weighted `reading_weight` times where its flag, the dim after it, says its
+    object is in view (frame poses; see TrainConfig.pose_reading_weight)."""
+    if not reading_weight:
+        return weight
+    weights = weight.expand_as(poses).clone()
+    in_points = {dim for point in config.points for dim in point}
+    for dim in range(0, config.pose_dims - 1, 2):
+        if dim not in in_points:
+            seen = poses[..., dim + 1] * config.pose_std[dim + 1] + config.pose_mean[dim + 1] > 0.5
+            weights[..., dim] = weights[..., dim] * (1 + (reading_weight - 1) * seen)
+    return weights
+
+
 # View pixels by which a point's motion must change in one step to count as a contact: a bounce
 # changes Pong's ball by 4-8, a change of speed by 2; the encoder's positions wobble by ~0.3.
 CONTACT_PIXELS = 1.5
@@ -816,20 +844,6 @@ def true_speeds(dynamics, poses: torch.Tensor, anchors: np.ndarray, steps: int) 
     nearest, index = (motion[..., None] - codes).abs().min(dim=-1)
     close = nearest < dynamics.snap_tolerance[axes]
     return torch.where(seen & close, index, torch.full_like(index, codes.shape[1]))
-
-
-def speed_changes(speeds: torch.Tensor) -> torch.Tensor:
-    """(B, U, D) speed classes -> the same shape, bool: where a class differs from the step before
-    (never at the first step)."""
-    return speeds != torch.cat([speeds[:, :1], speeds[:, :-1]], 1)
-
-
-def speed_loss(logits: torch.Tensor, speeds: torch.Tensor, change_weight: float = 1.0) -> torch.Tensor:
-    """Cross-entropy of the speed head's logits (B, U, D, K + 1) against the true classes
-    (B, U, D), its steps of change weighted `change_weight` times (TrainConfig.speed_change_weight)."""
-    loss = F.cross_entropy(logits.flatten(0, 2).float(), speeds.flatten(), reduction="none")
-    weight = 1 + (change_weight - 1) * speed_changes(speeds).flatten().float()
-    return (loss * weight).sum() / weight.sum()
 
 
 def point_huber_deltas(config: LatentConfig, pixels: float, scale: torch.Tensor) -> torch.Tensor | None:
@@ -940,7 +954,7 @@ def evaluate_dynamics(model, windows: Windows, states: torch.Tensor | None, pose
         speeds = true_speeds(model.dynamics, poses, windows.val_anchors, config.unroll)
         logits = unroll_with_heads(model, context, actions, speeds=speeds)[1]["speed"]
         picked = logits.argmax(-1)
-        changed = speed_changes(speeds)
+        changed = speeds != torch.cat([speeds[:, :1], speeds[:, :-1]], 1)  # from the step before
         result["speed_accuracy"] = float((picked == speeds).float().mean())
         result["speed_change_accuracy"] = float((picked == speeds)[changed].float().mean())
     if states is not None:
