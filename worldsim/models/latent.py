@@ -517,6 +517,7 @@ class LatentDynamics(nn.Module):
             )
             self.register_buffer("speed_axes", axes, persistent=False)
             self.register_buffer("speed_codes", F.pad(codes, (0, 1)), persistent=False)  # "other": 0
+            # padded classes (an axis with fewer speeds) are never picked
             self.register_buffer("speed_mask", F.pad((codes == _NO_SPEED) * -1e4, (0, 1)), persistent=False)
             self.register_buffer("speed_onto", F.one_hot(axes, z).float(), persistent=False)  # (D, Z)
 
@@ -560,10 +561,9 @@ class LatentDynamics(nn.Module):
             change = torch.sign(delta) * F.relu(delta.abs() - self.still)
         motion = motion + self.moving * change
         if self.speed_head is not None:
-            # padded classes (an axis with fewer speeds) are never picked, nor trained towards
             read = torch.cat([hidden, state.z, carried], dim=1) if self.speed_mlp else hidden
-            logits = self.speed_head(read).view(len(motion), *self.speed_mask.shape) + self.speed_mask
-            heads["speed"] = logits
+            heads["speed"] = logits = self.speed_head(read).view(len(motion), *self.speed_mask.shape)
+            logits = logits + self.speed_mask
             told = speeds is not None
             speeds = speeds if told else logits.argmax(dim=2)
             picked = speeds < self.speed_codes.shape[1] - 1  # the last class, "other": its own motion

@@ -745,7 +745,7 @@ def train_dynamics(
         if contacts is not None:
             loss = loss + F.binary_cross_entropy_with_logits(heads["contact"], contacts)
         if speeds is not None:
-            loss = loss + F.cross_entropy(heads["speed"].flatten(0, 2).float(), speeds.flatten())
+            loss = loss + F.cross_entropy(heads["speed"].flatten(0, 2), speeds.flatten())
         if pixels:
             loss = loss + pixel_loss(model, data, anchors, context, predicted, window_actions, config, rng)
         if states is not None:
@@ -953,7 +953,7 @@ def evaluate_dynamics(model, windows: Windows, states: torch.Tensor | None, pose
     if model.config.speed_classes:  # told the true speeds so far, does it pick the next one?
         speeds = true_speeds(model.dynamics, poses, windows.val_anchors, config.unroll)
         logits = unroll_with_heads(model, context, actions, speeds=speeds)[1]["speed"]
-        picked = logits.argmax(-1)
+        picked = (logits + model.dynamics.speed_mask).argmax(-1)
         changed = speeds != torch.cat([speeds[:, :1], speeds[:, :-1]], 1)  # from the step before
         result["speed_accuracy"] = float((picked == speeds).float().mean())
         result["speed_change_accuracy"] = float((picked == speeds)[changed].float().mean())
