@@ -358,23 +358,32 @@ def test_point_speeds_snap_a_balls_motion_to_the_games_speeds_at_inference_only(
         LatentConfig.for_env(spec, point_speeds=speeds, **pose)
 
 
+# Pose dims with the ball as point 0 (x, y, in view at 2, 4, 3), unnormalised.
+BALL_POSE = {"pose_dims": 6, "pose_mean": [0.0] * 6, "pose_std": [1.0] * 6, "points": [[2, 4, 3]]}
+
+
+def speed_class_config(speeds: list, **extra) -> LatentConfig:
+    """A small Pong config whose ball keeps `speeds` and whose GRU picks them as classes."""
+    return LatentConfig.for_env(
+        get_spec("pong"),
+        latent_dim=8,
+        hidden_dim=16,
+        point_momentum=True,
+        point_speeds=speeds,
+        speed_classes=True,
+        **BALL_POSE,
+        **extra,
+    )
+
+
 @torch.no_grad()
 def test_speed_classes_pick_a_balls_next_speed_where_it_is_in_view():
     """With speed classes, a ball in view moves at the speed its class head picks (or its own
     motion where the head says "other"); out of view it keeps its own motion; training's classes
     override the head."""
     spec = get_spec("pong")  # one view pixel: 2 screen pixels each way
-    pose = {"pose_dims": 6, "pose_mean": [0.0] * 6, "pose_std": [1.0] * 6, "points": [[2, 4, 3]]}
-    speeds = [[[-4.0, 4.0], [-8.0, -4.0, 4.0, 8.0]]]  # x: 2 classes and "other"; y: 4 and "other"
-    config = LatentConfig.for_env(
-        spec,
-        latent_dim=8,
-        hidden_dim=16,
-        point_momentum=True,
-        point_speeds=speeds,
-        speed_classes=True,
-        **pose,
-    )
+    pose = BALL_POSE
+    config = speed_class_config([[[-4.0, 4.0], [-8.0, -4.0, 4.0, 8.0]]])  # x: 2 and "other"; y: 4
     dynamics = LatentWorldModel(config).dynamics.eval()
     for layer in (dynamics.delta[-1], dynamics.speed_head):
         layer.weight.zero_()
@@ -401,19 +410,7 @@ def test_speed_classes_pick_a_balls_next_speed_where_it_is_in_view():
 def test_a_speed_head_with_a_hidden_layer_reads_where_the_ball_is():
     """speed_mlp: the head reads the latent and the ball's motion besides the GRU state, so the
     same GRU state gives other speeds for a ball elsewhere (a linear head on it could not)."""
-    spec = get_spec("pong")
-    pose = {"pose_dims": 6, "pose_mean": [0.0] * 6, "pose_std": [1.0] * 6, "points": [[2, 4, 3]]}
-    speeds = [[[-4.0, 4.0], [-8.0, 8.0]]]
-    config = LatentConfig.for_env(
-        spec,
-        latent_dim=8,
-        hidden_dim=16,
-        point_momentum=True,
-        point_speeds=speeds,
-        speed_classes=True,
-        speed_mlp=True,
-        **pose,
-    )
+    config = speed_class_config([[[-4.0, 4.0], [-8.0, 8.0]]], speed_mlp=True)
     torch.manual_seed(0)
     dynamics = LatentWorldModel(config).dynamics.eval()
     context = torch.zeros(2, 2, 8)
@@ -426,7 +423,7 @@ def test_a_speed_head_with_a_hidden_layer_reads_where_the_ball_is():
     assert heads["speed"].shape == (2, 2, 3)
     assert not torch.allclose(heads["speed"][0], heads["speed"][1])
     with pytest.raises(ValueError, match="speed_mlp needs speed_classes"):
-        LatentConfig.for_env(spec, speed_mlp=True, **pose)
+        LatentConfig.for_env(get_spec("pong"), speed_mlp=True, **BALL_POSE)
 
 
 @torch.no_grad()

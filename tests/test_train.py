@@ -51,13 +51,13 @@ def test_log_step_loss_counts_each_step_relative_to_its_own_error():
     assert windows.latent_loss(torch.cat([10 * small, large, large], 1), targets) / plain < 1.001
 
 
-def test_point_weights_count_a_point_only_where_its_object_is_in_view():
+def pong_pose_config():
+    """A small Pong config whose pose dims are paddle_y, its flag, ball_x, its flag, ball_y, its
+    flag; the ball is point 0."""
     from worldsim.envs.builtin import get_spec
     from worldsim.models.latent import LatentConfig
-    from worldsim.training.train import point_weights
 
-    # pose dims: paddle_y, its flag, ball_x, its flag, ball_y, its flag; the ball is point 0
-    config = LatentConfig.for_env(
+    return LatentConfig.for_env(
         get_spec("pong"),
         latent_dim=8,
         pose_dims=6,
@@ -65,6 +65,12 @@ def test_point_weights_count_a_point_only_where_its_object_is_in_view():
         pose_std=[30.0, 0.5, 20.0, 0.5, 30.0, 0.5],
         points=[[2, 4, 3]],
     )
+
+
+def test_point_weights_count_a_point_only_where_its_object_is_in_view():
+    from worldsim.training.train import point_weights
+
+    config = pong_pose_config()
     weight = torch.ones(8)
     weight[:6] = 10.0
     targets = torch.zeros(2, 3, 8)  # (windows, steps, latent)
@@ -125,18 +131,9 @@ def test_steady_speeds_are_the_motions_a_point_keeps_for_several_steps():
 def test_reading_weights_count_a_paddle_only_where_it_is_in_view():
     """pose_reading_weight: the readings that are no point's (a paddle's row) count that many
     times where their flag says the object is in view; points and flags are left as they were."""
-    from worldsim.envs.builtin import get_spec
-    from worldsim.models.latent import LatentConfig
     from worldsim.training.train import reading_weights
 
-    config = LatentConfig.for_env(  # paddle_y, flag, ball_x, flag, ball_y, flag; the ball a point
-        get_spec("pong"),
-        latent_dim=8,
-        pose_dims=6,
-        pose_mean=[100.0, 0.5, 80.0, 0.5, 100.0, 0.5],
-        pose_std=[30.0, 0.5, 20.0, 0.5, 30.0, 0.5],
-        points=[[2, 4, 3]],
-    )
+    config = pong_pose_config()
     poses = torch.zeros(2, 6)
     poses[0, 1], poses[1, 1] = 1.0, -1.0  # the paddle in view, then not
     weights = reading_weights(config, poses, torch.ones(6), reading_weight=30.0)
