@@ -55,6 +55,23 @@ def test_simulators_in_two_threads_draw_the_same_frames_as_one_alone():
     assert sum(not np.array_equal(frames, alone) for frames in beside) == 0
 
 
+def test_rendering_on_a_machine_without_a_display_prints_nothing():
+    """A server or a Space has no display: SDL printed "XDG_RUNTIME_DIR is invalid" at every
+    env's close, into the app's log, until worldsim chose SDL's dummy video driver."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "SDL_VIDEODRIVER", "DISPLAY")}
+    script = (
+        "from worldsim.envs import get_spec; from worldsim.envs.simulator import simulator_frames; "
+        "[simulator_frames(get_spec(name), 0, '0 1') for name in ('cartpole', 'acrobot')]"
+    )
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+
+
 def test_unknown_env_lists_known_names():
     with pytest.raises(KeyError, match="cartpole"):
         get_spec("../../etc")

@@ -16,6 +16,7 @@ gymnasium environment carries its own description and loads without code that na
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -157,6 +158,8 @@ class EnvSpec:
         for module in self.modules:  # e.g. ale_py registers the ALE/ ids on import
             importlib.import_module(module)
         kwargs = {**self.make_kwargs, **overrides}
+        if render and self.render_mode == "rgb_array":
+            render_headless()
         return gym.make(self.gym_id, render_mode=self.render_mode if render else None, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -260,6 +263,14 @@ def spec_name(gym_id: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", gym_id.split("/")[-1].rsplit("-v", 1)[0].lower())
 
 
+def render_headless() -> None:
+    """Frames rendered to arrays need no display: SDL (pygame, which draws the classic-control
+    and Box2D envs) gets its dummy video driver unless the user chose one. Looking for a display
+    on a server or a Space, it printed "XDG_RUNTIME_DIR is invalid" at every env's close; the
+    frames are the same either way."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
 def derive_spec(gym_id: str, name: str | None = None, seed: int = 0, **overrides: Any) -> EnvSpec:
     """A spec for any gymnasium environment that renders `rgb_array`, read off the environment:
 
@@ -277,6 +288,7 @@ def derive_spec(gym_id: str, name: str | None = None, seed: int = 0, **overrides
     """
     import gymnasium as gym
 
+    render_headless()
     env = gym.make(gym_id, render_mode="rgb_array", **overrides.get("make_kwargs", {}))
     try:
         space = env.action_space
