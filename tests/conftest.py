@@ -7,6 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
+SHOTS = ROOT / "docs" / "screenshots"  # the browser tests' screenshots, committed after CI
 
 
 def pytest_addoption(parser):
@@ -107,3 +108,21 @@ def app_url():
     yield url
     process.terminate()
     process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium, driven by Playwright; the browser tests skip without it."""
+    import shutil
+
+    from worldsim.tools.bench_app import CHROMIUM, launch_chromium
+
+    if not shutil.which(CHROMIUM):
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        yield browser
+        browser.close()

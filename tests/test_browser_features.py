@@ -2,32 +2,16 @@
 screenshot in docs/screenshots/ showing the feature."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ASSETS, ROOT
+from tests.conftest import ASSETS, SHOTS
 from worldsim.envs.builtin import get_spec
-from worldsim.tools.bench_app import CHROMIUM, launch_chromium
 
 pytestmark = pytest.mark.browser
-SHOTS = ROOT / "docs" / "screenshots"
 START = ASSETS / "cartpole" / "reset_seed7.png"
-
-
-@pytest.fixture(scope="module")
-def browser(app_url):
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -3,15 +3,11 @@
 <video> of the dream beside the real simulator lies inside the first viewport. Screenshots of both
 go to docs/screenshots/first_screen_*.png."""
 
-import shutil
-
 import pytest
 
-from tests.conftest import ROOT
-from worldsim.tools.bench_app import CHROMIUM, launch_chromium
+from tests.conftest import SHOTS
 
 pytestmark = pytest.mark.browser
-SHOTS = ROOT / "docs" / "screenshots"
 VIEWPORTS = {
     "desktop": {"viewport": {"width": 1280, "height": 800}},
     "phone": {
@@ -32,19 +28,6 @@ VIDEOS_IN_VIEW = """
           top: r.top, bottom: r.bottom, width: r.width, height: r.height};
 }).filter((v) => v.inside)
 """
-
-
-@pytest.fixture(scope="module")
-def browser(app_url):
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        yield browser
-        browser.close()
 
 
 def open_page(browser, url: str, viewport: str):

@@ -7,36 +7,21 @@ Against a running app instead of starting one: WORLDSIM_APP_URL=http://127.0.0.1
 
 import json
 import os
-import shutil
 import time
 
 import numpy as np
 import pytest
 
-from tests.conftest import ASSETS, ROOT
-from worldsim.tools.bench_app import CHROMIUM, COUNT_CANVAS_FRAMES, launch_chromium
+from tests.conftest import ASSETS, SHOTS
+from worldsim.tools.bench_app import COUNT_CANVAS_FRAMES
 
 pytestmark = pytest.mark.browser
-SHOTS = ROOT / "docs" / "screenshots"
 CARTPOLE_FPS = 50
 
 
 @pytest.fixture(scope="module")
 def url(request):
     return os.environ.get("WORLDSIM_APP_URL") or request.getfixturevalue("app_url")
-
-
-@pytest.fixture(scope="module")
-def browser(url):
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
