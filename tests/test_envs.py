@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -58,10 +61,6 @@ def test_simulators_in_two_threads_draw_the_same_frames_as_one_alone():
 def test_rendering_on_a_machine_without_a_display_prints_nothing():
     """A server or a Space has no display: SDL printed "XDG_RUNTIME_DIR is invalid" at every
     env's close, into the app's log, until worldsim chose SDL's dummy video driver."""
-    import os
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "SDL_VIDEODRIVER", "DISPLAY")}
     script = (
         "from worldsim.envs import get_spec; from worldsim.envs.simulator import simulator_frames; "
