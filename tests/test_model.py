@@ -260,6 +260,28 @@ def test_point_maps_peak_where_the_pose_dims_put_the_object():
         LatentConfig.for_env(spec, pose_dims=2, pose_mean=[0.0] * 2, pose_std=[1.0] * 2, points=[[2, 4, 3]])
 
 
+def test_drawn_rows_paint_a_band_at_the_row_between_their_columns():
+    from worldsim.envs.objects import drawn_rows
+    from worldsim.models.latent import point_maps
+
+    spec = get_spec("pong")
+    rows = drawn_rows(spec, "paddle_y 140 144 8")
+    assert rows == [[0, 1, 140.0, 144.0, 8.0]]
+    pose = {"pose_dims": 8, "pose_mean": [0.0] * 8, "pose_std": [1.0] * 8}
+    config = LatentConfig.for_env(spec, latent_dim=8, hidden_dim=16, drawn_rows=rows, **pose)
+    top, height = 0.162 * 210, (0.922 - 0.162) * 210
+    z = torch.zeros(2, 8)
+    z[:, 0], z[0, 1] = top + 40.5 * height / 80, 1.0  # the paddle's centre at view row 40
+    band = point_maps(config, z)[0, 0]
+    drawn = (band > 0.5).nonzero()
+    assert set(drawn[:, 1].tolist()) == {70, 71}  # screen columns 140..143
+    assert drawn[:, 0].min() >= 36 and drawn[:, 0].max() <= 44  # 16 screen px: about 8 view rows
+    assert band[40, 70] > 0.9 and band[40, 60] == 0
+    assert point_maps(config, z)[1].max() == 0  # not in view: no band
+    with pytest.raises(ValueError, match="has no reading 'paddle_x'"):
+        drawn_rows(spec, "paddle_x 140 144 8")
+
+
 @torch.no_grad()
 def test_point_momentum_carries_a_ball_on_at_its_context_velocity():
     """With point momentum, dynamics that predict no change move a point on at the motion

@@ -283,6 +283,28 @@ def object_points(spec: EnvSpec) -> list[list[int]]:
     ]
 
 
+def drawn_rows(spec: EnvSpec, text: str) -> list[list[float]]:
+    """`train --drawn-rows` ("paddle_y 140 144 8, ...") -> LatentConfig.drawn_rows: per band
+    [reading column, its flag column, col_low, col_high, half_height]. A ValueError names the
+    readings there are."""
+    if not text.strip():
+        return []
+    keys = list(read_objects(np.zeros((1, spec.height, spec.width, 3), np.uint8), spec))
+    rows = []
+    for part in text.split(","):
+        try:
+            name, col_low, col_high, half = part.split()
+            numbers = [float(col_low), float(col_high), float(half)]
+        except ValueError:
+            raise ValueError(
+                "--drawn-rows takes 'name col_low col_high half_height', comma-separated."
+            ) from None
+        if name not in keys:
+            raise ValueError(f"--drawn-rows: {spec.name} has no reading {name!r}; it has {keys}.")
+        rows.append([2 * keys.index(name), 2 * keys.index(name) + 1, *numbers])
+    return rows
+
+
 def object_errors(pred: dict[str, np.ndarray], true: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Absolute error per key and frame; NaN where either frame lacks the object."""
     errors = {}

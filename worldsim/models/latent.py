@@ -44,7 +44,7 @@ from worldsim.models.base import (
     to_uint8,
 )
 
-CONFIG_FORMAT_VERSION = 10
+CONFIG_FORMAT_VERSION = 11
 
 
 @dataclass
@@ -80,6 +80,11 @@ class LatentConfig:
     # to place (Pong's ball was drawn in 3% of the frames from its true latents); a map that
     # peaks at the ball's position, one per point, lets the last convolutions draw it there.
     points: list[list[int]] = field(default_factory=list)
+    # Readings the decoder paints where the latent says, as bands: each [dim, seen_dim, col_low,
+    # col_high, half_height] (render pixels), a row reading (Pong's paddle) drawn between the
+    # columns at its row. Without one the decoder drew Pong's paddle from the latent's other dims:
+    # a row moved 20 px moved the drawn paddle 0.5-1.1 px, and the dream's paddle lagged its row.
+    drawn_rows: list[list[float]] = field(default_factory=list)
     # GRU dynamics only: each point's x and y move on by their last step's motion, and the GRU
     # predicts changes of that motion (a ball's bounces) rather than the motion itself. A GRU
     # asked for positions carried a ball's speed poorly: it fell back on the common speed.
@@ -243,6 +248,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     7: lambda data: data,  # 8 added point_speeds and speed_classes (none, off by default)
     8: lambda data: data,  # 9 added pose_bounds (none: poses are drawn wherever they are)
     9: lambda data: data,  # 10 added relative_flow and speed_mlp (off by default)
+    10: lambda data: data,  # 11 added drawn_rows (none)
 }
 
 
@@ -325,8 +331,8 @@ class ConvDecoder(nn.Module):
         # Points: two maps each (where the object is in the frame drawn, and in the reference,
         # to paint it over), read with the coarse output by two small full-resolution convs.
         self.refine = None
-        if config.points:
-            maps = 2 * len(config.points)
+        if config.points or config.drawn_rows:
+            maps = 2 * (len(config.points) + len(config.drawn_rows))
             self.refine = nn.Sequential(
                 nn.Conv2d(4 + maps, 16, 3, padding=1), nn.SiLU(), nn.Conv2d(16, 4, 3, padding=1)
             )
@@ -412,6 +418,12 @@ def point_maps(config: LatentConfig, z: torch.Tensor) -> torch.Tensor:
         row = ((pose[:, y_dim] - top) / row_step - 0.5)[:, None, None]
         seen = pose[:, seen_dim].clamp(0, 1)[:, None, None]
         maps.append(seen * torch.exp(-((rows - row) ** 2 + (cols - col) ** 2) / (2 * POINT_SIGMA**2)))
+    for dim, seen_dim, col_low, col_high, half in config.drawn_rows:
+        row = ((pose[:, int(dim)] - top) / row_step - 0.5)[:, None, None]
+        seen = pose[:, int(seen_dim)].clamp(0, 1)[:, None, None]
+        band = torch.sigmoid((half / row_step - (rows - row).abs()) / 0.5)
+        inside = ((cols + 0.5) * col_step + left >= col_low) & ((cols + 0.5) * col_step + left <= col_high)
+        maps.append(seen * band * inside.to(z.dtype))
     return torch.stack(maps, dim=1)
 
 
@@ -743,7 +755,7 @@ class LatentWorldModel(PretrainedWorldModel):
         if config.decoder_action:
             inputs.append(action_features(config, action, len(z), z.device).to(z.dtype))
         maps = None
-        if config.points:
+        if config.points or config.drawn_rows:
             maps = torch.cat([point_maps(config, z.float()), point_maps(config, ref_z.float())], dim=1)
         features = torch.cat(inputs, dim=1)
         out = self.decoder(features, maps)

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from worldsim.data.collect import EpisodeData, read_spec
 from worldsim.data.dataset import load_any_episodes
 from worldsim.envs.builtin import get_spec
-from worldsim.envs.objects import object_points, object_pose
+from worldsim.envs.objects import drawn_rows, object_points, object_pose
 from worldsim.envs.spec import EnvSpec, spec_name
 from worldsim.evaluation.familiarity import calibrate, save_calibration
 from worldsim.evaluation.metrics import psnr
@@ -109,6 +109,9 @@ class TrainConfig:
     # always in view had a spread of 0.03, so each frame that missed it was an error of 30
     # spreads, outweighing every position in the pose losses.
     flag_spread_floor: float = 0.0
+    # With frame_poses: row readings the decoder paints as bands, "name col_low col_high
+    # half_height" in render pixels, comma-separated ("paddle_y 140 144 8"): LatentConfig.drawn_rows.
+    drawn_rows: str = ""
     point_momentum: bool = False  # GRU: points keep their motion (LatentConfig.point_momentum)
     # Where a ball may bounce or not, the mean of its futures is a slowed ball, which is what a
     # squared error teaches a deterministic model. Beyond this many view pixels a point's error
@@ -260,6 +263,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             warp_reference=config.warp_reference,
             relative_flow=config.relative_flow,
             points=points,
+            drawn_rows=drawn_rows(spec, config.drawn_rows) if config.frame_poses else [],
             pose_bounds=[] if poses is None else pose_bounds(poses),
         )
         model = LatentWorldModel(model_config).to(config.device)
