@@ -135,6 +135,12 @@ def _describe_kind(config: dict) -> str:
             else ""
         )
         + (
+            " Row readings (the paddles) are painted as bands where the latent puts them, so a "
+            "paddle moves on screen as its latent row does."
+            if config.get("drawn_rows")
+            else ""
+        )
+        + (
             " A contact gate, trained on the steps where the ball's motion truly changed, says when that is."
             if config.get("contact_gate")
             else ""
