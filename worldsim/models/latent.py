@@ -328,8 +328,8 @@ class ConvDecoder(nn.Module):
         )
         with torch.no_grad():  # start as "copy the reference": mask logits (channels 48..63) at -4
             self.net[-2].bias[48:].fill_(-4.0)
-        # Points: two maps each (where the object is in the frame drawn, and in the reference,
-        # to paint it over), read with the coarse output by two small full-resolution convs.
+        # Points and drawn rows: two maps each (where the object is in the frame drawn, and in the
+        # reference, to paint it over), read with the coarse output by two small full-res convs.
         self.refine = None
         if config.points or config.drawn_rows:
             maps = 2 * (len(config.points) + len(config.drawn_rows))
@@ -403,8 +403,9 @@ POINT_SIGMA = 0.75
 
 
 def point_maps(config: LatentConfig, z: torch.Tensor) -> torch.Tensor:
-    """(B, Z) latents -> (B, P, H, W): per point, a Gaussian peak at the position its pose dims
-    hold, scaled by how surely it is in view (0 where it is not)."""
+    """(B, Z) latents -> (B, P + R, H, W): per point, a Gaussian peak at the position its pose
+    dims hold; then per drawn row, a band of its height at its row between its columns; each
+    scaled by how surely its object is in view (0 where it is not)."""
     spec = config.env
     mean = torch.tensor(config.pose_mean, device=z.device, dtype=z.dtype)
     std = torch.tensor(config.pose_std, device=z.device, dtype=z.dtype)
