@@ -280,6 +280,8 @@ def test_drawn_rows_paint_a_band_at_the_row_between_their_columns():
     assert point_maps(config, z)[1].max() == 0  # not in view: no band
     with pytest.raises(ValueError, match="has no reading 'paddle_x'"):
         drawn_rows(spec, "paddle_x 140 144 8")
+    with pytest.raises(ValueError, match="two pose dims below 8"):
+        LatentConfig.for_env(spec, drawn_rows=[[8, 9, 140.0, 144.0, 8.0]], **pose)
 
 
 @torch.no_grad()

@@ -269,16 +269,21 @@ def object_pose(frames: np.ndarray, spec: EnvSpec, chunk: int = 2048) -> np.ndar
     return np.stack(columns, axis=1)
 
 
+def pose_columns(spec: EnvSpec) -> dict[str, int]:
+    """Each reading's column among `object_pose`'s (its in-view flag is the next one)."""
+    keys = read_objects(np.zeros((1, spec.height, spec.width, 3), np.uint8), spec) or {}
+    return {key: 2 * i for i, key in enumerate(keys)}
+
+
 def object_points(spec: EnvSpec) -> list[list[int]]:
     """The positions among `object_pose`'s columns: [x column, y column, its in-view flag] for
     every object read as `<name>_x` and `<name>_y` (Pong's and Breakout's ball)."""
     if spec.object_reader not in OBJECT_READERS:
         return []
-    keys = list(read_objects(np.zeros((1, spec.height, spec.width, 3), np.uint8), spec))
-    column = {key: 2 * i for i, key in enumerate(keys)}  # each reading, then its flag
+    column = pose_columns(spec)
     return [
         [column[key], column[key[:-2] + "_y"], column[key] + 1]
-        for key in keys
+        for key in column
         if key.endswith("_x") and key[:-2] + "_y" in column
     ]
 
@@ -289,7 +294,7 @@ def drawn_rows(spec: EnvSpec, text: str) -> list[list[float]]:
     readings there are."""
     if not text.strip():
         return []
-    keys = list(read_objects(np.zeros((1, spec.height, spec.width, 3), np.uint8), spec))
+    column = pose_columns(spec)
     rows = []
     for part in text.split(","):
         try:
@@ -299,9 +304,9 @@ def drawn_rows(spec: EnvSpec, text: str) -> list[list[float]]:
             raise ValueError(
                 "--drawn-rows takes 'name col_low col_high half_height', comma-separated."
             ) from None
-        if name not in keys:
-            raise ValueError(f"--drawn-rows: {spec.name} has no reading {name!r}; it has {keys}.")
-        rows.append([2 * keys.index(name), 2 * keys.index(name) + 1, *numbers])
+        if name not in column:
+            raise ValueError(f"--drawn-rows: {spec.name} has no reading {name!r}; it has {list(column)}.")
+        rows.append([column[name], column[name] + 1, *numbers])
     return rows
 
 

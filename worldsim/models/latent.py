@@ -166,6 +166,17 @@ class LatentConfig:
         for point in self.points:
             if len(point) != 3 or not all(isinstance(d, int) and 0 <= d < self.pose_dims for d in point):
                 raise ValueError(f"each of points must be 3 pose dims (x, y, seen) below {self.pose_dims}")
+        for band in self.drawn_rows:
+            if not (
+                len(band) == 5
+                and all(float(d).is_integer() and 0 <= d < self.pose_dims for d in band[:2])
+                and band[2] <= band[3]
+                and band[4] > 0
+            ):
+                raise ValueError(
+                    "each of drawn_rows must be [dim, seen_dim, col_low, col_high, half_height]: two pose "
+                    f"dims below {self.pose_dims}, col_low <= col_high and half_height > 0"
+                )
         if self.point_momentum and not (self.points and self.dynamics == "gru"):
             raise ValueError("point_momentum needs points and GRU dynamics")
         if self.relative_flow and not self.warp_reference:
@@ -193,6 +204,11 @@ class LatentConfig:
             raise ValueError(
                 "state dynamics need state_dims > 0 and a state_mean and state_std of that length"
             )
+
+    @property
+    def object_maps(self) -> int:
+        """Maps the decoder reads per frame: one per point and one per drawn row."""
+        return len(self.points) + len(self.drawn_rows)
 
     @classmethod
     def for_env(cls, spec: EnvSpec, **overrides) -> LatentConfig:
@@ -331,8 +347,8 @@ class ConvDecoder(nn.Module):
         # Points and drawn rows: two maps each (where the object is in the frame drawn, and in the
         # reference, to paint it over), read with the coarse output by two small full-res convs.
         self.refine = None
-        if config.points or config.drawn_rows:
-            maps = 2 * (len(config.points) + len(config.drawn_rows))
+        if config.object_maps:
+            maps = 2 * config.object_maps
             self.refine = nn.Sequential(
                 nn.Conv2d(4 + maps, 16, 3, padding=1), nn.SiLU(), nn.Conv2d(16, 4, 3, padding=1)
             )
@@ -423,8 +439,8 @@ def point_maps(config: LatentConfig, z: torch.Tensor) -> torch.Tensor:
         row = ((pose[:, int(dim)] - top) / row_step - 0.5)[:, None, None]
         seen = pose[:, int(seen_dim)].clamp(0, 1)[:, None, None]
         band = torch.sigmoid((half / row_step - (rows - row).abs()) / 0.5)
-        inside = ((cols + 0.5) * col_step + left >= col_low) & ((cols + 0.5) * col_step + left <= col_high)
-        maps.append(seen * band * inside.to(z.dtype))
+        centres = (cols + 0.5) * col_step + left  # each view column's centre in render pixels
+        maps.append(seen * band * ((centres >= col_low) & (centres <= col_high)).to(z.dtype))
     return torch.stack(maps, dim=1)
 
 
@@ -756,7 +772,7 @@ class LatentWorldModel(PretrainedWorldModel):
         if config.decoder_action:
             inputs.append(action_features(config, action, len(z), z.device).to(z.dtype))
         maps = None
-        if config.points or config.drawn_rows:
+        if config.object_maps:
             maps = torch.cat([point_maps(config, z.float()), point_maps(config, ref_z.float())], dim=1)
         features = torch.cat(inputs, dim=1)
         out = self.decoder(features, maps)
