@@ -43,8 +43,9 @@ def test_simulator_start_round_trips_and_replays_the_prefix():
 
 
 def test_a_known_simulator_start_gives_the_model_the_frames_before_it():
-    """One uploaded Pong frame cannot say which way the ball flies; when it is the simulator's
-    frame after known actions, the app hands the model the simulator's frames before it too."""
+    """One uploaded Pong frame cannot say which way the ball flies, nor where the keys pressed
+    before it were taking the paddle; when it is the simulator's frame after known actions, the
+    app hands the model the simulator's frames before it too, and the actions played."""
     from worldsim.app.handlers import start_context, use_catalog
     from worldsim.models.catalog import model_entries
     from worldsim.rollout import cached_model
@@ -53,9 +54,12 @@ def test_a_known_simulator_start_gives_the_model_the_frames_before_it():
     model = cached_model("pong")
     start = SimulatorStart(3, "noop*20")
     played = simulator_frames(model.spec, 3, [0] * 20)
-    context = start_context(model, [played[-1]], start)
+    context, past = start_context(model, [played[-1]], start)
     assert len(context) == model.context_frames == 2
     assert np.array_equal(context, model.prepare_context(list(played[-2:])))
-    # An upload that is not the simulator's frame keeps its one frame; so does no known start.
-    assert len(start_context(model, [played[5]], start)) == 1
-    assert len(start_context(model, [played[-1]], None)) == 1
+    assert [int(a) for a in past] == [0] * 20
+    # An upload that is not the simulator's frame keeps its one frame and no actions; so does no
+    # known start.
+    context, past = start_context(model, [played[5]], start)
+    assert len(context) == 1 and past is None
+    assert len(start_context(model, [played[-1]], None)[0]) == 1

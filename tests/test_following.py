@@ -51,7 +51,7 @@ def _simulator_as_model(spec, episodes: int, context_frames: int) -> _Frames:
     context = context_frames if spec.warmup_steps else 1
     recorded = {}
     for i in range(episodes):
-        _, runs = simulate_moves(spec, EVAL_SEED_START + i, moves, spec.warmup_steps, context)
+        _, runs, _ = simulate_moves(spec, EVAL_SEED_START + i, moves, spec.warmup_steps, context)
         for move, run in zip(moves, runs, strict=True):
             for t in range(1, run.shape[0]):
                 key = run[0].tobytes() + np.repeat(move[None], t, axis=0).tobytes()

@@ -513,3 +513,45 @@ def test_a_card_names_a_builtin_env_whose_training_defaults_have_moved_on():
     assert "python -m worldsim collect --env breakout" in render_model_card(config, training, None)
     config["env"]["height"] = 48  # another view is another environment: collect it by its id
     assert "python -m worldsim collect --env-id ALE/Breakout-v5" in render_model_card(config, training, None)
+
+
+@pytest.mark.parametrize("env", ["pong", "pendulum"])
+def test_the_actions_played_into_the_start_set_the_dynamics_state_where_known(env):
+    """past_actions: a start that knows the keys played into its frame starts from another state;
+    unknown ones (-1 or NaN, or none given) are masked, so their values do not matter; a model
+    continued from one without them (zero-initialised) starts as that one did."""
+    torch.manual_seed(0)
+    spec = get_spec(env)
+    model = LatentWorldModel(LatentConfig.for_env(spec, latent_dim=8, hidden_dim=16, past_actions=3)).eval()
+    assert model.past_actions == 3
+    frames = torch.randint(0, 255, (2, 2, spec.height, spec.width, 3), dtype=torch.uint8)
+    discrete = spec.action_kind == "discrete"
+    unknown = -1 if discrete else float("nan")
+
+    def past(*rows):
+        values = torch.tensor(rows, dtype=torch.int64 if discrete else torch.float32)
+        return values if discrete else values[..., None]
+
+    played, other = past([1, 2, 0], [2, 2, 2]), past([0, 0, 1], [1, 0, 2])
+    with torch.no_grad():
+        assert torch.equal(model.start(frames).h, model.start(frames, past=played).h)  # zero at first
+        torch.nn.init.normal_(model.dynamics.init_past.weight)
+        none = model.start(frames).h
+        assert torch.equal(none, model.start(frames, past=past([unknown] * 3, [unknown] * 3)).h)
+        assert not torch.allclose(none, model.start(frames, past=played).h)
+        assert not torch.allclose(model.start(frames, past=played).h, model.start(frames, past=other).h)
+        # only the last `past_actions` count; fewer given leave the earlier ones unknown
+        longer = torch.cat([past([0], [1]), played], dim=1)
+        assert torch.equal(model.start(frames, past=longer).h, model.start(frames, past=played).h)
+        partial = model.start(frames, past=played[:, 1:]).h
+        assert torch.equal(partial, model.start(frames, past=past([unknown, 2, 0], [unknown, 2, 2])).h)
+        # the rollout service passes them only to a model that takes them
+        video = imagine(
+            model,
+            frames.numpy(),
+            np.zeros((2, 3) + ((1,) if not discrete else ()), dtype=np.int64 if discrete else np.float32),
+            past=played.numpy(),
+        )
+        assert video.frames.shape[:2] == (2, 4)
+    with pytest.raises(ValueError, match="past_actions needs the GRU"):
+        LatentConfig.for_env(spec, dynamics="state", past_actions=2)

@@ -22,14 +22,41 @@ def test_single_frame_windows_can_start_at_their_episode_start():
     from worldsim.training.train import TrainConfig
 
     config = TrainConfig(env="cartpole", context_frames=2, unroll=4)
-    anchors, context, actions, targets = _windows(config, share=1.0, at_reset=True)
+    anchors, context, actions, targets, past = _windows(config, share=1.0, at_reset=True)
+    assert past is None  # the model takes no past actions
     assert anchors.tolist() == [10, 10, 30, 50, 50]
     assert context[:, :, 0].tolist() == [[10, 10], [10, 10], [30, 30], [50, 50], [50, 50]]  # one frame
     assert actions[0].tolist() == [10, 11, 12, 13] and targets[0, :, 0].tolist() == [11, 12, 13, 14]
-    anchors, context, _, _ = _windows(config, share=1.0, at_reset=False)  # anywhere in the episode
+    anchors, context, *_ = _windows(config, share=1.0, at_reset=False)  # anywhere in the episode
     assert anchors.tolist() == [12, 15, 40, 55, 70] and context[:, 0, 0].tolist() == [12, 15, 40, 55, 70]
-    anchors, context, _, _ = _windows(config, share=0.0, at_reset=True)  # 1 or 2 frames: not moved
+    anchors, context, *_ = _windows(config, share=0.0, at_reset=True)  # 1 or 2 frames: not moved
     assert anchors.tolist() == [12, 15, 40, 55, 70] and context[:, -1, 0].tolist() == [12, 15, 40, 55, 70]
+
+
+def test_windows_know_the_actions_played_into_their_start_within_the_episode_or_none():
+    from worldsim.training.train import TrainConfig, past_window_actions
+
+    anchors, firsts = np.array([12, 15, 40, 55, 70] * 40), np.array([10, 10, 30, 50, 50] * 40)
+    config = TrainConfig(env="pong", past_actions=3, past_known_share=0.5)
+    past = past_window_actions(torch.arange(100), anchors, firsts, config, np.random.default_rng(0))
+    known = past[:, -1] >= 0
+    assert 0.3 < known.float().mean() < 0.7  # half the windows know them, the others none
+    assert (past[~known] == -1).all()
+    # actions[t] leads from frame t into t + 1: into frame 12 came 9 (before the episode), 10, 11
+    assert past[known & torch.from_numpy(anchors == 12)][0].tolist() == [-1, 10, 11]
+    assert past[known & torch.from_numpy(anchors == 70)][0].tolist() == [67, 68, 69]
+    continuous = past_window_actions(
+        torch.arange(200.0).view(100, 2),
+        anchors,
+        firsts,
+        replace(config, past_known_share=1.0),
+        np.random.default_rng(0),
+    )
+    assert (
+        continuous.shape == (200, 3, 2)
+        and continuous[0, 0].isnan().all()
+        and continuous[0, 1].tolist() == [20, 21]
+    )
 
 
 def test_log_step_loss_counts_each_step_relative_to_its_own_error():

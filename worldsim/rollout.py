@@ -51,14 +51,20 @@ def cached_model(name: str, device: str = "cpu") -> WorldModel:
 
 @torch.inference_mode()
 def imagine(
-    model: WorldModel, context: np.ndarray, actions: np.ndarray, sample: bool = False, progress=None
+    model: WorldModel,
+    context: np.ndarray,
+    actions: np.ndarray,
+    sample: bool = False,
+    progress=None,
+    past: np.ndarray | None = None,
 ) -> Dream:
     """Batched rollout: context uint8 (B, K, h, w, 3) at model resolution, actions (B, T, ...)
     -> a Dream of T steps. With `sample`, each row draws its own future (torch's RNG) where the
-    model can sample. `progress` wraps the chunks drawn (tqdm-like)."""
+    model can sample. `progress` wraps the chunks drawn (tqdm-like). `past` (B, N, ...): the
+    actions played into the last context frame, for a model that takes them (`past_actions`)."""
     frames = torch.as_tensor(context, dtype=torch.uint8, device=model.device)
     action_tensor = torch.as_tensor(actions, device=model.device)
-    state = model.start(frames, sample=sample and model.capabilities.sampling)
+    state = start_state(model, frames, sample and model.capabilities.sampling, past)
     states, rewards, ended = [], [], []
     for t in range(action_tensor.shape[1]):  # stepping is cheap; drawing is the work
         state = model.step(state, action_tensor[:, t])
@@ -82,6 +88,14 @@ def imagine(
     )
 
 
+def start_state(model: WorldModel, frames: torch.Tensor, sample: bool = False, past=None):
+    """`model.start`, given the actions played into the last frame (B, N, ...) where the model
+    takes them and they are known; other models never see them (the contract's `past`)."""
+    if model.past_actions and past is not None:
+        return model.start(frames, sample=sample, past=torch.as_tensor(past, device=model.device))
+    return model.start(frames, sample=sample)
+
+
 def dream(
     model: WorldModel,
     start,
@@ -90,15 +104,19 @@ def dream(
     num_samples: int = 1,
     progress=None,
     max_steps: int = MAX_STEPS,
+    past=None,
 ) -> Dream:
     """Start frame(s) (a path, an image or an array of any size; or up to K frames, oldest
     first) and actions (text or a sequence) -> a Dream of num_samples rows: row 0 the best
-    guess, the others sampled where the model can (`seed` makes them repeatable)."""
+    guess, the others sampled where the model can (`seed` makes them repeatable). `past`: the
+    actions played into the start frame, where known (text or a sequence)."""
     frames = (
         start if isinstance(start, list) or (isinstance(start, np.ndarray) and start.ndim == 4) else [start]
     )
     context = model.prepare_context([f if isinstance(f, np.ndarray) else load_image(f) for f in frames])
     parsed = parse_actions(actions, model.spec, max_steps=max_steps)
+    if past is not None:
+        past = np.repeat(parse_actions(past, model.spec)[None], num_samples, axis=0)
     if seed is not None:
         torch.manual_seed(seed)
     return imagine(
@@ -107,6 +125,7 @@ def dream(
         np.repeat(parsed[None], num_samples, axis=0),
         sample=num_samples > 1,
         progress=progress,
+        past=past,
     )
 
 

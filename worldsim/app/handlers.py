@@ -352,8 +352,10 @@ def rollout_video(
     try:
         parsed = parse_actions(actions, spec, max_steps=MAX_ROLLOUT_STEPS)
         sim_start = SimulatorStart.parse(simulator_start)
-        context = start_context(model, read_start(start_frame, context_clip, model), sim_start)
-        predicted = model.rollout(context, parsed, seed=seed, num_samples=samples, progress=progress.tqdm)
+        context, past = start_context(model, read_start(start_frame, context_clip, model), sim_start)
+        predicted = model.rollout(
+            context, parsed, seed=seed, num_samples=samples, progress=progress.tqdm, past=past
+        )
     except (ActionError, ImageError, ValueError) as error:
         raise gr.Error(str(error)) from None
     imagined = time.perf_counter() - started
@@ -423,18 +425,22 @@ def read_start(start_frame: str | None, context_clip: str | None, model: WorldMo
     return [load_image(start_frame)]
 
 
-def start_context(model: WorldModel, frames: list[np.ndarray], sim_start) -> np.ndarray:
-    """The model's context (K, h, w, 3). One uploaded frame cannot show velocity (which way is
-    Pong's ball flying?); when it is the simulator's frame for a known start ("seed 3 after
-    ..."), the simulator's frames before it are the context, as a clip of the game would be."""
+def start_context(model: WorldModel, frames: list[np.ndarray], sim_start) -> tuple[np.ndarray, list | None]:
+    """The model's context (K, h, w, 3), and the actions played into it where known. One
+    uploaded frame cannot show velocity (which way is Pong's ball flying?), nor what a key
+    pressed just before it set moving; when it is the simulator's frame for a known start
+    ("seed 3 after ..."), the simulator's frames before it are the context, as a clip of the
+    game would be, and the actions played are the model's `past`."""
     context = model.prepare_context(frames)
-    if sim_start is None or not sim_start.actions or len(context) >= model.context_frames:
-        return context
+    if sim_start is None or not sim_start.actions:
+        return context, None
+    if len(context) >= model.context_frames and not model.past_actions:
+        return context, None
     played = sim_start.frames_before(model.spec, model.context_frames - 1)
     before = np.stack([preprocess(frame, model.spec) for frame in played])
     if per_step_psnr(before[-1:], context[-1:])[0] < SAME_FRAME_MIN_PSNR:
-        return context  # not the simulator's frame after all: the upload alone
-    return before
+        return context, None  # not the simulator's frame after all: the upload alone
+    return (context if len(context) >= model.context_frames else before), sim_start.played(model.spec)
 
 
 def _whole_number(value: float | None, name: str, low: int, high: int) -> int:
@@ -537,12 +543,10 @@ def compare_models(
     try:
         parsed = parse_actions(actions, spec, max_steps=MAX_ROLLOUT_STEPS)
         sim_start = SimulatorStart.parse(simulator_start)
-        videos = [
-            model.rollout(
-                start_context(model, read_start(start_frame, context_clip, model), sim_start), parsed
-            )
-            for model in (first, second)
-        ]
+        videos = []
+        for model in (first, second):
+            context, past = start_context(model, read_start(start_frame, context_clip, model), sim_start)
+            videos.append(model.rollout(context, parsed, past=past))
     except (ActionError, ImageError, ValueError) as error:
         raise gr.Error(str(error)) from None
     videos[1] = resize_video(videos[1], *videos[0].shape[1:3])

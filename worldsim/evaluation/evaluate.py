@@ -176,14 +176,18 @@ def evaluate_model(
     results: dict[str, dict[str, list[float]]] = {}
     for policy in policies:
         for suffix, warmup, context in evaluation_starts(spec, model.context_frames):
-            true, actions, contexts = [], [], []
+            true, actions, contexts, pasts = [], [], [], []
             for i in tqdm(range(episodes), desc=f"simulate {policy}{suffix}", unit="ep"):
                 frames, acts = simulate(spec, EVAL_SEED_START + i, policy, horizon, warmup)
                 true.append(frames[warmup:])
                 actions.append(acts[warmup:])
                 contexts.append(frames[warmup + 1 - context : warmup + 1])
+                pasts.append(acts[max(0, warmup - model.past_actions) : warmup])
             true_frames = np.stack(true)
-            pred = imagine(model, np.stack(contexts), np.stack(actions)).frames
+            # After a warm-up the keys played into the start are known, as from the app's simulator
+            # start; from a reset none were played.
+            past = np.stack(pasts) if warmup and model.past_actions else None
+            pred = imagine(model, np.stack(contexts), np.stack(actions), past=past).frames
             redrawn = model.redraw(true_frames) if model.capabilities.redraw else None
             metrics = per_step_metrics(pred, true_frames, spec, redrawn)
             results[policy + suffix] = {k: v.tolist() for k, v in metrics.items()}

@@ -102,11 +102,12 @@ def action_label(action: np.ndarray, spec: EnvSpec) -> str:
 
 def simulate_moves(
     spec: EnvSpec, seed: int, moves: np.ndarray, warmup: int, context: int, steps: int = FOLLOW_STEPS
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One held-out start and each move from it in the simulator: the context frames (K, h, w, 3)
-    ending at the start frame, and per move the start frame and the frames of holding that move
-    (A, steps+1, h, w, 3). The warm-up is played by the random policy as in `eval`; each move
-    replays it from the same seed (the simulators are deterministic; checked on the start frame)."""
+    ending at the start frame, per move the start frame and the frames of holding that move
+    (A, steps+1, h, w, 3), and the actions played into the start (warmup, ...). The warm-up is
+    played by the random policy as in `eval`; each move replays it from the same seed (the
+    simulators are deterministic; checked on the start frame)."""
     actor = POLICIES["random"](spec, np.random.default_rng(seed))
     with Simulator(spec) as sim:
         frames, played = [preprocess(sim.reset(seed), spec)], []
@@ -122,7 +123,7 @@ def simulate_moves(
             if not np.array_equal(frame, start):
                 raise RuntimeError(f"{spec.name} did not replay seed {seed} to the same start frame.")
             runs.append([start] + [preprocess(sim.step(move)[0], spec) for _ in range(steps)])
-    return np.stack(frames[-context:]), np.asarray(runs)
+    return np.stack(frames[-context:]), np.asarray(runs), np.asarray(played)
 
 
 def follow_scores(
@@ -157,15 +158,18 @@ def action_following(
     moves = moving_actions(spec)
     warmup = spec.warmup_steps
     context = model.context_frames if warmup else 1
-    contexts, runs = [], []
+    contexts, runs, pasts = [], [], []
     for i in range(episodes):
-        frames, moved = simulate_moves(spec, seed_start + i, moves, warmup, context, steps)
+        frames, moved, played = simulate_moves(spec, seed_start + i, moves, warmup, context, steps)
         contexts.append(np.repeat(frames[None], len(moves), axis=0))
         runs.append(moved)
+        pasts.append(np.repeat(played[None, len(played) - model.past_actions :], len(moves), axis=0))
     contexts, runs = np.concatenate(contexts), np.concatenate(runs)  # (episodes * A, ...)
     held = np.repeat(moves[:, None], steps, axis=1)  # (A, steps, ...): each move held throughout
     actions = np.tile(held, (episodes,) + (1,) * (held.ndim - 1))
-    predicted = imagine(model, contexts, actions).frames
+    # The keys played into the start, as the app's simulator start passes them (none from a reset)
+    past = np.concatenate(pasts) if warmup and model.past_actions else None
+    predicted = imagine(model, contexts, actions, past=past).frames
     counted, right = follow_scores(runs[:, 0], runs[:, -1], predicted[:, -1], readout, spec)
     per_action = {}
     for a, move in enumerate(moves):

@@ -4,6 +4,7 @@ of a model. docs/contract.md explains it for someone bringing their own model.
 A world model is an environment you imagine in, batched:
 
     state = model.start(frames)            # uint8 (B, K, h, w, 3), 1 <= K <= model.context_frames
+    state = model.start(frames, past=acts)  # where model.past_actions > 0: the actions played into them
     state = model.step(state, actions)     # (B,) int64 discrete or (B, D) float32 continuous
     frames = model.render(state)           # uint8 (B, h, w, 3)
 
@@ -66,13 +67,18 @@ class WorldModel(ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     spec: EnvSpec
     context_frames: int = 1
+    # How many of the actions played into the last start frame `start` takes (`past`); 0: none,
+    # and `start` need not accept them (consumers pass `past` only to a model that takes some).
+    past_actions: int = 0
     calibration: dict | None = None  # familiarity check of uploads (evaluation.familiarity), if any
 
     @abstractmethod
     def start(self, frames: torch.Tensor, sample: bool = False) -> State:
         """frames uint8 (B, K, h, w, 3), oldest first, 1 <= K <= context_frames -> the state at
         the last frame. With `sample` (capability `sampling`), rows after the first draw what the
-        frames leave open (row 0 stays the best guess); otherwise `sample` is ignored."""
+        frames leave open (row 0 stays the best guess); otherwise `sample` is ignored. A model
+        with `past_actions` > 0 also takes `past=`: the actions played into the last frame, (B, N)
+        int64 or (B, N, D) float32, oldest first, -1 or NaN where unknown; None: none known."""
 
     @abstractmethod
     def step(self, state: State, actions: torch.Tensor) -> State:
@@ -136,6 +142,7 @@ class WorldModel(ABC):
         seed: int | None = None,
         num_samples: int = 1,
         progress=None,
+        past=None,
     ) -> np.ndarray:
         """Imagine the future from start frame(s) under `actions` (text or a sequence).
 
@@ -143,11 +150,15 @@ class WorldModel(ABC):
         Returns uint8 (T+1, h, w, 3): frame 0 is the last start frame as the model sees it,
         frame t the prediction after t actions. With num_samples > 1: (S, T+1, h, w, 3), sample
         0 the best guess and the others drawn from what the start frames leave open; `seed`
-        makes them repeatable. A model that cannot sample returns identical samples.
+        makes them repeatable. A model that cannot sample returns identical samples. `past`
+        (text or a sequence): the actions played into the start frame, where known; a model
+        that takes some (`past_actions`) uses the last of them.
         """
         from worldsim.rollout import dream
 
-        video = dream(self, start, actions, seed=seed, num_samples=num_samples, progress=progress).frames
+        video = dream(
+            self, start, actions, seed=seed, num_samples=num_samples, progress=progress, past=past
+        ).frames
         return video[0] if num_samples == 1 else video
 
 
@@ -165,6 +176,7 @@ class PretrainedWorldModel(nn.Module, WorldModel):
         self.config = config
         self.spec = config.env
         self.context_frames = config.context_frames
+        self.past_actions = getattr(config, "past_actions", 0)
         self.calibration = None
 
     @property

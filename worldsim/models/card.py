@@ -48,6 +48,11 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
         f"- Takes 1 to {config.get('context_frames', 1)} start frames; frames are cropped "
         f"({_crop(spec)}) and resized to {size}.",
     ]
+    if config.get("past_actions"):
+        lines.append(
+            f"- Also takes the last {config['past_actions']} actions played into the start frame where "
+            "they are known (a simulator start, evaluation); from an upload it starts without them."
+        )
     if training:
         # The stages run, in the order they ran: the record's parts that took minutes.
         stages = [s for s, part in training.items() if isinstance(part, dict) and "minutes" in part]

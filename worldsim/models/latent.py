@@ -44,7 +44,7 @@ from worldsim.models.base import (
     to_uint8,
 )
 
-CONFIG_FORMAT_VERSION = 11
+CONFIG_FORMAT_VERSION = 12
 
 
 @dataclass
@@ -129,6 +129,11 @@ class LatentConfig:
     # reference exactly in place. CarRacing's decoder, asked to draw the start frame itself, shifted
     # it by a fraction of a pixel (39 dB where copying the frame of a stopped car scores 47-59).
     relative_flow: bool = False
+    # The dynamics also start from the last N actions played into the start frame, where the start
+    # knows them (a simulator's start does, an uploaded frame does not: unknown ones are masked).
+    # Frames do not show what a key pressed just before them set moving: Pong's paddle moves as a
+    # filter of the last few keys.
+    past_actions: int = 0
 
     @property
     def height(self) -> int:
@@ -189,6 +194,8 @@ class LatentConfig:
             and all(len(axes) == 2 for axes in self.point_speeds)
         ):
             raise ValueError("point_speeds needs point_momentum and one [x speeds, y speeds] per point")
+        if self.past_actions and self.dynamics != "gru":
+            raise ValueError("past_actions needs the GRU dynamics")
         if self.speed_mlp and not self.speed_classes:
             raise ValueError("speed_mlp needs speed_classes")
         if self.speed_classes and not self.point_speeds:
@@ -265,6 +272,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     8: lambda data: data,  # 9 added pose_bounds (none: poses are drawn wherever they are)
     9: lambda data: data,  # 10 added relative_flow and speed_mlp (off by default)
     10: lambda data: data,  # 11 added drawn_rows (none)
+    11: lambda data: data,  # 12 added past_actions (none)
 }
 
 
@@ -516,6 +524,15 @@ class LatentDynamics(nn.Module):
         self.embed_action = action_embedding(config)
         # Context enters as the last latent plus its differences to the earlier ones (velocity).
         self.init = nn.Sequential(nn.Linear(config.context_frames * z, hidden), nn.Tanh())
+        # The actions played into the start frame, each embedded (zeros where unknown) with a
+        # known flag, add to the initial state before its tanh; zero at first, so that a model
+        # continued from one without them starts as it was.
+        self.past_actions = config.past_actions
+        self.init_past = None
+        if config.past_actions:
+            self.init_past = nn.Linear(config.past_actions * (config.action_embed_dim + 1), hidden)
+            nn.init.zeros_(self.init_past.weight)
+            nn.init.zeros_(self.init_past.bias)
         # With point momentum the GRU also sees the motion it carries: whether a ball already
         # moves (two start frames) or must be set moving (one).
         self.cell = nn.GRUCell(z * (2 if config.point_momentum else 1) + config.action_embed_dim, hidden)
@@ -550,14 +567,42 @@ class LatentDynamics(nn.Module):
             self.register_buffer("speed_mask", F.pad((codes == _NO_SPEED) * -1e4, (0, 1)), persistent=False)
             self.register_buffer("speed_onto", F.one_hot(axes, z).float(), persistent=False)  # (D, Z)
 
-    def start(self, context: torch.Tensor, noise: torch.Tensor | None = None) -> LatentState:
-        """context (B, K, Z), oldest first -> state at the last context frame. A GRU does not
-        sample: `noise` is ignored."""
-        h = self.init(context_features(context))
+    def start(
+        self, context: torch.Tensor, noise: torch.Tensor | None = None, past: torch.Tensor | None = None
+    ) -> LatentState:
+        """context (B, K, Z), oldest first -> state at the last context frame. `past`: the actions
+        played into it, oldest first (see `past_action_features`), or None. A GRU does not sample:
+        `noise` is ignored."""
+        h = self.init[0](context_features(context))
+        if self.init_past is not None:
+            h = h + self.init_past(self.past_action_features(past, len(context)))
+        h = self.init[1](h)
         if self.moving is not None:  # the points' motion between the last two context frames
             motion = context[:, -1] - context[:, -min(2, context.shape[1])]  # one frame: none
             h = torch.cat([h, self.snap(self.moving * motion, context[:, -1])], dim=1)
         return LatentState(z=context[:, -1], h=h)
+
+    def past_action_features(self, past: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """The last `past_actions` actions into the start frame, (B, N) int64 or (B, N, D) float,
+        oldest first, -1 (discrete) or NaN (continuous) where unknown; None: all unknown.
+        -> (B, N * (embed + 1)): each embedded, zeros where unknown, then the known flags."""
+        n, device = self.past_actions, self.init_past.weight.device
+        discrete = isinstance(self.embed_action, nn.Embedding)
+        each = () if discrete else (self.embed_action.in_features,)  # one action's shape
+        dtype, unknown = (torch.int64, -1) if discrete else (torch.float32, float("nan"))
+        past = torch.zeros(batch, 0, *each, dtype=dtype) if past is None else past.to(dtype)
+        past = past[:, -n:].to(device)
+        if past.shape[1] < n:  # fewer given: the earlier ones are unknown
+            pad = torch.full((batch, n - past.shape[1], *each), unknown, dtype=dtype, device=device)
+            past = torch.cat([pad, past], dim=1)
+        if discrete:
+            known = past >= 0
+            embedded = self.embed_action(past.clamp_min(0))
+        else:
+            known = ~past.isnan().any(dim=-1)
+            embedded = self.embed_action(past.nan_to_num().float())
+        embedded = embedded * known[..., None]
+        return torch.cat([embedded.flatten(1), known.to(embedded.dtype)], dim=1)
 
     def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
         """actions: (B,) int64 for discrete, (B, D) float for continuous."""
@@ -724,6 +769,7 @@ class LatentWorldModel(PretrainedWorldModel):
         point_speeds: list[list[list[float]]] | None = None,
         speed_classes: bool = False,
         speed_mlp: bool = False,
+        past_actions: int = 0,
     ) -> LatentWorldModel:
         """A model with this one's autoencoder (shared) and new, untrained dynamics of kind
         `dynamics`, normalised for the state features `states` (N, S) where they step those."""
@@ -735,6 +781,7 @@ class LatentWorldModel(PretrainedWorldModel):
             point_speeds=point_speeds or [],
             speed_classes=speed_classes,
             speed_mlp=speed_mlp,
+            past_actions=past_actions,
             state_dims=0 if states is None else states.shape[1],
             state_mean=[] if states is None else states.mean(0).tolist(),
             state_std=[] if states is None else (states.std(0) + 1e-6).tolist(),
@@ -794,13 +841,18 @@ class LatentWorldModel(PretrainedWorldModel):
         pose = torch.where(self.draw_seen_dims, flags, pose)
         return torch.cat([pose, z[:, self.config.pose_dims :]], dim=1)
 
-    def start(self, frames: torch.Tensor, sample: bool = False) -> LatentState:
-        """frames uint8 (B, K, h, w, 3), oldest first; K <= context_frames."""
-        return self.start_float(to_float(frames), sample)
+    def start(
+        self, frames: torch.Tensor, sample: bool = False, past: torch.Tensor | None = None
+    ) -> LatentState:
+        """frames uint8 (B, K, h, w, 3), oldest first; K <= context_frames. `past`: see the contract."""
+        return self.start_float(to_float(frames), sample, past)
 
-    def start_float(self, context: torch.Tensor, sample: bool = False) -> LatentState:
+    def start_float(
+        self, context: torch.Tensor, sample: bool = False, past: torch.Tensor | None = None
+    ) -> LatentState:
         """context (B, K, 3, H, W) float in [0, 1], oldest first; K <= context_frames. With
-        `sample`, rows after the first draw their start state (state dynamics only)."""
+        `sample`, rows after the first draw their start state (state dynamics only). `past`, the
+        actions played into the last frame, reaches dynamics that take them (past_actions)."""
         b, k = context.shape[:2]
         z = self.encode(context.flatten(0, 1)).view(b, k, -1)
         missing = self.config.context_frames - k
@@ -810,7 +862,11 @@ class LatentWorldModel(PretrainedWorldModel):
         if sample and self.config.dynamics == "state":
             noise = torch.randn(b, self.config.state_dims, device=z.device)
             noise[0] = 0  # the first sample is the best guess
-        state = self.dynamics.start(z[:, -self.config.context_frames :], noise)
+        context_z = z[:, -self.config.context_frames :]
+        if self.config.past_actions:
+            state = self.dynamics.start(context_z, noise, past)
+        else:
+            state = self.dynamics.start(context_z, noise)
         state.ref_z, state.ref = z[:, -1], context[:, -1]  # encoded once, drawn over every step
         return state
 

@@ -132,6 +132,11 @@ class TrainConfig:
     speed_classes: bool = False
     speed_mlp: bool = False  # with speed classes: a head that reads the latent too (LatentConfig)
     dynamics: str = "gru"  # "gru" (any env), "state" (step the simulator state: samples), "auto"
+    # The GRU also starts from the last N actions played into the start frame (LatentConfig);
+    # in training a window knows them (within its episode) in `past_known_share` of windows and
+    # none in the rest, as a start from an uploaded frame knows none.
+    past_actions: int = 0
+    past_known_share: float = 0.5
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
     # One frame cannot show velocity, so from one frame the dynamics learn the velocity their
@@ -300,6 +305,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     point_speeds,
                     config.speed_classes,
                     config.speed_mlp,
+                    config.past_actions,
                 )
             if stage == "outcome":
                 model = model if model.outcome_head is not None else model.with_outcome_head()
@@ -634,7 +640,8 @@ def window_batch(
     rng: np.random.Generator,
 ):
     """Anchors (B,) (moved to their episode start where `single_frame_at_reset` says so), context
-    latents (B, K, Z), actions (B, U, ...) and target latents (B, U, Z) of some windows."""
+    latents (B, K, Z), actions (B, U, ...), target latents (B, U, Z) and the actions played into
+    the anchor (B, N, ...; `past_window_actions`) of some windows."""
     k = config.context_frames
     context_count = rng.integers(1, k + 1, size=len(anchors))
     single = rng.random(len(anchors)) < config.single_frame_share
@@ -651,7 +658,30 @@ def window_batch(
         latents[context_index],
         actions[anchors[:, None] + steps[None]],
         latents[anchors[:, None] + 1 + steps[None]],
+        past_window_actions(actions, anchors, firsts, config, rng),
     )
+
+
+def past_window_actions(
+    actions: torch.Tensor,
+    anchors: np.ndarray,
+    firsts: np.ndarray,
+    config: TrainConfig,
+    rng: np.random.Generator,
+) -> torch.Tensor | None:
+    """(B, N) or (B, N, D): the `past_actions` actions played into each anchor frame, oldest
+    first; unknown (-1, NaN) before the episode's start and, in all but `past_known_share` of
+    the windows, throughout. None without past actions."""
+    n = config.past_actions
+    if not n:
+        return None
+    index = anchors[:, None] + np.arange(-n, 0)  # actions[t] leads from frame t to t + 1
+    known = (index >= firsts[:, None]) & (rng.random(len(anchors)) < config.past_known_share)[:, None]
+    past = actions[np.maximum(index, 0)].clone()
+    unknown = torch.from_numpy(~known).to(past.device)
+    if past.dtype == torch.int64:
+        return past.masked_fill(unknown, -1)
+    return past.masked_fill(unknown[..., None], float("nan"))
 
 
 class Windows:
@@ -733,7 +763,9 @@ def train_dynamics(
     huber = point_huber_deltas(model.config, config.point_huber, windows.scale)
 
     def batch_loss() -> torch.Tensor:
-        anchors, context, window_actions, targets = windows.sample(config.dynamics_batch_size, config, rng)
+        anchors, context, window_actions, targets, past = windows.sample(
+            config.dynamics_batch_size, config, rng
+        )
         # Told when the ball truly bounces and how fast it then moves, and taught to tell.
         contacts = speeds = None
         if model.config.contact_gate:
@@ -741,9 +773,9 @@ def train_dynamics(
         if model.config.speed_classes:
             speeds = true_speeds(model.dynamics, poses, anchors, targets.shape[1])
         if contacts is None and speeds is None:
-            predicted, heads = unroll_latents(model, context, window_actions), {}
+            predicted, heads = unroll_latents(model, context, window_actions, past), {}
         else:
-            predicted, heads = unroll_with_heads(model, context, window_actions, contacts, speeds)
+            predicted, heads = unroll_with_heads(model, context, window_actions, contacts, speeds, past)
         target_weight = point_weights(model.config, targets, weight, config.point_weight)
         loss = windows.latent_loss(predicted, targets, target_weight, config.log_step_loss, huber)
         if contacts is not None:
@@ -907,9 +939,21 @@ def state_losses(model, windows, states, anchors, context, actions, targets, wei
 STATE_PHYSICS_WEIGHT = 10.0
 
 
-def unroll_latents(model: LatentWorldModel, context: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+def start_dynamics(model: LatentWorldModel, context: torch.Tensor, past: torch.Tensor | None):
+    """The dynamics' start state from context latents (B, K, Z) and, where they take them, the
+    actions played into the last one (`past_window_actions`)."""
+    return (
+        model.dynamics.start(context, None, past)
+        if model.config.past_actions
+        else model.dynamics.start(context)
+    )
+
+
+def unroll_latents(
+    model: LatentWorldModel, context: torch.Tensor, actions: torch.Tensor, past: torch.Tensor | None = None
+) -> torch.Tensor:
     """Open-loop latent rollout: context (B, K, Z), actions (B, U, ...) -> predicted z (B, U, Z)."""
-    state = model.dynamics.start(context)
+    state = start_dynamics(model, context, past)
     predicted = []
     for t in range(actions.shape[1]):
         state = model.dynamics.step(state, actions[:, t])
@@ -923,11 +967,12 @@ def unroll_with_heads(
     actions: torch.Tensor,
     contacts: torch.Tensor | None = None,
     speeds: torch.Tensor | None = None,
+    past: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """`unroll_latents` that also returns the dynamics' heads' logits per step (B, U, ...):
     the contact gate's, the speed classes'. `contacts` (B, U, P), the true changes, open the
     gate, and `speeds` (B, U, D), the true classes, pick the speeds, instead of the heads."""
-    state = model.dynamics.start(context)
+    state = start_dynamics(model, context, past)
     predicted, heads = [], []
     for t in range(actions.shape[1]):
         state, step_heads = model.dynamics.step_with_heads(
@@ -945,18 +990,18 @@ def unroll_with_heads(
 def evaluate_dynamics(model, windows: Windows, states: torch.Tensor | None, poses, config) -> dict:
     """Latent error, and PSNR of decoded predictions at a few horizons (model / copy baseline);
     for state dynamics also the RMSE of the estimated start state (normalised units)."""
-    context, actions, targets = windows.val_batch
+    context, actions, targets, past = windows.val_batch
     val_frames = windows.val_frames
-    predicted = unroll_latents(model, context, actions)
+    predicted = unroll_latents(model, context, actions, past)
     result = {"latent_mse": float(windows.latent_loss(predicted, targets))}
     if model.config.contact_gate:  # does the gate open where the ball's motion truly changes?
         contacts = true_contacts(model.config, poses, windows.val_anchors, context, config.unroll) > 0
-        said = unroll_with_heads(model, context, actions, contacts)[1]["contact"] > 0
+        said = unroll_with_heads(model, context, actions, contacts, past=past)[1]["contact"] > 0
         result["contact_recall"] = float((said & contacts).sum() / contacts.sum().clamp_min(1))
         result["contact_precision"] = float((said & contacts).sum() / said.sum().clamp_min(1))
     if model.config.speed_classes:  # told the true speeds so far, does it pick the next one?
         speeds = true_speeds(model.dynamics, poses, windows.val_anchors, config.unroll)
-        logits = unroll_with_heads(model, context, actions, speeds=speeds)[1]["speed"]
+        logits = unroll_with_heads(model, context, actions, speeds=speeds, past=past)[1]["speed"]
         picked = (logits + model.dynamics.speed_mask).argmax(-1)
         changed = speeds != torch.cat([speeds[:, :1], speeds[:, :-1]], 1)  # from the step before
         result["speed_accuracy"] = float((picked == speeds).float().mean())
@@ -1008,24 +1053,24 @@ def train_outcome(
     end_weight = torch.tensor(min(max((1 - ends) / max(ends, 1e-6), 1.0), 50.0), device=latents.device)
     steps = torch.arange(config.unroll)
 
-    def predictions(anchors, context, window_actions):
+    def predictions(anchors, context, window_actions, past):
         with torch.no_grad():
-            z = unroll_latents(model, context, window_actions)  # (B, U, Z)
+            z = unroll_latents(model, context, window_actions, past)  # (B, U, Z)
         before = torch.cat([context[:, -1:], z[:, :-1]], dim=1)
         reward, logit = model.outcome_logits(before.flatten(0, 1), z.flatten(0, 1))
         index = torch.from_numpy(anchors)[:, None] + 1 + steps[None]  # the frames the steps lead to
         return reward, logit, rewards[index].flatten(), ended[index].flatten()
 
     def batch_loss() -> torch.Tensor:
-        anchors, context, window_actions, _ = windows.sample(config.dynamics_batch_size, config, rng)
-        reward, logit, true_reward, true_end = predictions(anchors, context, window_actions)
+        anchors, context, window_actions, _, past = windows.sample(config.dynamics_batch_size, config, rng)
+        reward, logit, true_reward, true_end = predictions(anchors, context, window_actions, past)
         reward_loss = F.mse_loss(reward / reward_scale, true_reward / reward_scale)
         return reward_loss + F.binary_cross_entropy_with_logits(logit, true_end, pos_weight=end_weight)
 
     @torch.no_grad()
     def evaluate() -> dict:
-        context, window_actions, _ = windows.val_batch
-        reward, logit, true_reward, true_end = predictions(windows.val_anchors, context, window_actions)
+        context, window_actions, _, past = windows.val_batch
+        reward, logit, true_reward, true_end = predictions(windows.val_anchors, context, window_actions, past)
         said, real = logit > 0, true_end > 0.5
         return {
             "reward_rmse": float(F.mse_loss(reward, true_reward).sqrt()),
