@@ -199,6 +199,11 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 "pose_reading_weight": 30.0,
                 "flag_spread_floor": 0.5,
                 "drawn_rows": "paddle_y 140 144 8, opponent_y 16 20 8",
+                # The paddle moves as a filter of the last few keys, which frames do not show: given
+                # the four keys played into the start (a simulator's start knows them), a held key
+                # moved the dream's paddle the simulator's way in 97% of moves on unseen seeds
+                # (89% without them; docs/experiments.md).
+                "past_actions": 4,
                 # No pixels stage: +1.4 dB at h=5 after 50 steps, but it blurs the paddles (a held
                 # key moved the paddle the simulator's way in 34% of tries, against 97%) and the
                 # ball (docs/experiments.md)
