@@ -163,7 +163,7 @@ def action_following(
         frames, moved, played = simulate_moves(spec, seed_start + i, moves, warmup, context, steps)
         contexts.append(np.repeat(frames[None], len(moves), axis=0))
         runs.append(moved)
-        pasts.append(np.repeat(played[None, len(played) - model.past_actions :], len(moves), axis=0))
+        pasts.append(np.repeat(played[None, max(0, len(played) - model.past_actions) :], len(moves), axis=0))
     contexts, runs = np.concatenate(contexts), np.concatenate(runs)  # (episodes * A, ...)
     held = np.repeat(moves[:, None], steps, axis=1)  # (A, steps, ...): each move held throughout
     actions = np.tile(held, (episodes,) + (1,) * (held.ndim - 1))

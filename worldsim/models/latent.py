@@ -708,8 +708,11 @@ class StateDynamics(nn.Module):
         mean, log_std = self.estimate(context_features(context)).chunk(2, dim=1)
         return mean, log_std.clamp(-7, 2)
 
-    def start(self, context: torch.Tensor, noise: torch.Tensor | None = None) -> LatentState:
-        """`noise` (B, S), standard normal, draws the start state; None takes the mean."""
+    def start(
+        self, context: torch.Tensor, noise: torch.Tensor | None = None, past: torch.Tensor | None = None
+    ) -> LatentState:
+        """`noise` (B, S), standard normal, draws the start state; None takes the mean. `past` is
+        ignored: state dynamics take no past actions (LatentConfig refuses them)."""
         mean, log_std = self.estimate_state(context)
         state = mean if noise is None else mean + noise * log_std.exp()
         return self.start_from(context[:, -1], state)
@@ -862,11 +865,7 @@ class LatentWorldModel(PretrainedWorldModel):
         if sample and self.config.dynamics == "state":
             noise = torch.randn(b, self.config.state_dims, device=z.device)
             noise[0] = 0  # the first sample is the best guess
-        context_z = z[:, -self.config.context_frames :]
-        if self.config.past_actions:
-            state = self.dynamics.start(context_z, noise, past)
-        else:
-            state = self.dynamics.start(context_z, noise)
+        state = self.dynamics.start(z[:, -self.config.context_frames :], noise, past)
         state.ref_z, state.ref = z[:, -1], context[:, -1]  # encoded once, drawn over every step
         return state
 

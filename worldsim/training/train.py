@@ -939,21 +939,11 @@ def state_losses(model, windows, states, anchors, context, actions, targets, wei
 STATE_PHYSICS_WEIGHT = 10.0
 
 
-def start_dynamics(model: LatentWorldModel, context: torch.Tensor, past: torch.Tensor | None):
-    """The dynamics' start state from context latents (B, K, Z) and, where they take them, the
-    actions played into the last one (`past_window_actions`)."""
-    return (
-        model.dynamics.start(context, None, past)
-        if model.config.past_actions
-        else model.dynamics.start(context)
-    )
-
-
 def unroll_latents(
     model: LatentWorldModel, context: torch.Tensor, actions: torch.Tensor, past: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Open-loop latent rollout: context (B, K, Z), actions (B, U, ...) -> predicted z (B, U, Z)."""
-    state = start_dynamics(model, context, past)
+    state = model.dynamics.start(context, None, past)
     predicted = []
     for t in range(actions.shape[1]):
         state = model.dynamics.step(state, actions[:, t])
@@ -972,7 +962,7 @@ def unroll_with_heads(
     """`unroll_latents` that also returns the dynamics' heads' logits per step (B, U, ...):
     the contact gate's, the speed classes'. `contacts` (B, U, P), the true changes, open the
     gate, and `speeds` (B, U, D), the true classes, pick the speeds, instead of the heads."""
-    state = start_dynamics(model, context, past)
+    state = model.dynamics.start(context, None, past)
     predicted, heads = [], []
     for t in range(actions.shape[1]):
         state, step_heads = model.dynamics.step_with_heads(
