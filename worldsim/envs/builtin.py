@@ -229,9 +229,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             height=64,
             width=64,
             warmup_steps=50,  # the reset view zooms in from the whole track for ~50 steps
-            # uniform random actions too: the car at rest, turned by a key with a little gas, as it is
-            # after the random warm-up that eval and action following start from
-            collect_policies=(("drive", 0.6), ("sticky", 0.2), ("random", 0.2)),
+            collect_policies=(("drive", 0.8), ("sticky", 0.2)),
             collect_episodes=200,
             episode_steps=300,  # shorter episodes, more tracks: 200 tracks in 60k frames
             train_defaults={
