@@ -8,6 +8,7 @@ import pytest
 
 from worldsim.app import handlers as demo
 from worldsim.envs.builtin import get_spec
+from worldsim.models.examples import ASSETS_DIR
 
 
 @pytest.mark.parametrize("name", ["../../etc", "/etc", "checkpoints/cartpole", "hf://../../x", ""])
@@ -47,7 +48,7 @@ def test_start_from_simulator_gives_the_reset_frame_and_its_start():
         demo.start_from_simulator("cartpole", -1)
 
 
-START = str(demo.ASSETS_DIR / "cartpole" / "reset_seed7.png")
+START = str(ASSETS_DIR / "cartpole" / "reset_seed7.png")
 
 
 def test_action_buttons_append_and_merge_runs():

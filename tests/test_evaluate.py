@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from worldsim.envs.actions import parse_actions
 from worldsim.envs.builtin import get_spec
 from worldsim.evaluation.evaluate import check_bars, evaluation_starts
 from worldsim.rollout import imagine
@@ -72,6 +73,8 @@ def test_updating_the_card_records_metrics_and_leaves_the_weights_byte_identical
     assert (folder / "model.safetensors").read_bytes() == weights
     assert json.loads((folder / "metrics.json").read_text())["markdown"] == metrics["markdown"]
     assert metrics["markdown"] in (folder / "README.md").read_text()
+    # a CartPole model is measured on CartPole's examples too (assets/cartpole/examples.json)
+    assert len(metrics["examples"]) == 3 and "### The app's examples" in metrics["markdown"]
 
 
 @pytest.mark.parametrize("env", ["pendulum", "carracing"])
@@ -192,3 +195,36 @@ def test_results_md_is_written_from_the_saved_evaluations(tmp_path):
     assert "| 20.0 / 25.0 |" in rows[1] and "| no |" in rows[1]
     assert "| alpha | a balancer | 300.0 / 300.00 | 95.8 / 89.80 |" in text
     assert "beta |" not in text.split("## An agent in the dream")[1]
+
+
+def test_the_apps_examples_are_played_from_held_out_seeds_as_the_app_starts_them():
+    from worldsim import load
+    from worldsim.evaluation.examples import example_line, example_scores
+    from worldsim.models.checkpoint import resolve
+    from worldsim.models.examples import model_examples
+
+    folder = resolve("cartpole")
+    listed = model_examples("cartpole", folder)
+    scores = example_scores(load("cartpole"), "cartpole", folder, episodes=1)
+    assert [s["start"] for s in scores] == [e.start for e in listed if e.start]
+    spec = load("cartpole").spec
+    for score, example in zip(scores, listed, strict=True):
+        steps = len(parse_actions(example.actions, spec))
+        assert score["steps"] == steps and len(score["per_step"]["psnr"]) == steps + 1
+        # frame 0 is the simulator's start frame itself, which copying reproduces exactly
+        assert score["per_step"]["psnr_copy"][0] == pytest.approx(100.0)
+        assert example_line(score).startswith("PASS" if score["psnr"] > score["psnr_copy"] else "FAIL")
+
+
+def test_a_checkpoint_folder_with_its_own_examples_is_shown_with_them(tmp_path):
+    import json
+    import shutil
+
+    from worldsim.models.checkpoint import resolve
+    from worldsim.models.examples import model_examples
+
+    folder = shutil.copytree(resolve("cartpole"), tmp_path / "mine", ignore=shutil.ignore_patterns("*.onnx*"))
+    assert model_examples("mine", folder)[0].frame.parent.name == "cartpole"  # the env's assets
+    (folder / "examples.json").write_text(json.dumps([{"frame": "a.png", "actions": "left*3"}]))
+    (example,) = model_examples("mine", folder)
+    assert (example.frame, example.actions, example.start) == (folder / "a.png", "left*3", "")

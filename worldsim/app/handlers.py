@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
-import json
 import shutil
 import tempfile
 import time
@@ -32,7 +31,7 @@ from worldsim.envs.actions import (
     read_action_file,
 )
 from worldsim.envs.simulator import SimulatorStart
-from worldsim.envs.spec import EnvSpec, preprocess
+from worldsim.envs.spec import preprocess
 from worldsim.evaluation.familiarity import familiarity
 from worldsim.hub.client import is_hub_id
 from worldsim.media.images import ACCEPTED_IMAGES, MAX_IMAGE_PIXELS, ImageError, load_clip, load_image
@@ -41,12 +40,12 @@ from worldsim.media.video import write_video
 from worldsim.models.base import WorldModel
 from worldsim.models.catalog import ModelEntry, model_entries
 from worldsim.models.checkpoint import CheckpointError, resolve
+from worldsim.models.examples import model_examples
 from worldsim.rollout import cached_model
 
 MAX_ROLLOUT_STEPS = 300  # per request in the app: well under a second of CPU, 6 s of CartPole video
 MAX_SAMPLES = 8
 MAX_UPLOAD_MB = 20  # app.py passes it to Gradio as max_file_size
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 # Inside Gradio's own cache, so it serves our files in place instead of copying each one there.
 VIDEO_DIR = Path(gr.utils.get_upload_folder()) / "worldsim-videos"
 UNKNOWN_START = ""  # the simulator start of an uploaded frame: unknown
@@ -93,20 +92,14 @@ def picker_models() -> list[str]:
 
 
 def examples() -> list[list[str]]:
-    """[model, start frame, actions, simulator start] rows for every offered model, from the
-    first examples.json found in the checkpoint folder itself (a plugin ships its own), in
-    assets/<model>/ or in its environment's assets/<env>/."""
+    """[model, start frame, actions, simulator start] rows for every offered model, from its
+    examples listing (`worldsim.models.examples`)."""
     rows = []
     for name, entry in catalog.entries.items():
         if entry.source == "hub":
             continue  # never download at start-up
-        folder = Path(entry.location)
-        env = EnvSpec.from_dict(json.loads((folder / "config.json").read_text())["env"]).name
-        listings = [folder / "examples.json", *(ASSETS_DIR / key / "examples.json" for key in (name, env))]
-        listing = next((p for p in listings if p.exists()), None)
-        for example in json.loads(listing.read_text()) if listing else []:
-            frame = str(listing.parent / example["frame"])
-            rows.append([name, frame, example["actions"], example.get("start", UNKNOWN_START)])
+        for example in model_examples(name, Path(entry.location)):
+            rows.append([name, str(example.frame), example.actions, example.start or UNKNOWN_START])
     return rows
 
 

@@ -44,10 +44,10 @@ from starlette.routing import Route
 
 from worldsim.envs.actions import parse_actions
 from worldsim.envs.simulator import SimulatorStart
-from worldsim.envs.spec import EnvSpec
 from worldsim.media.panels import per_step_psnr
 from worldsim.media.video import MIN_SHORT_SIDE, write_video
 from worldsim.models.catalog import ModelEntry
+from worldsim.models.examples import Example, model_examples
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".npz")
 LAYOUTS = ("wide", "stacked")  # panels in one row; across the frames' short side (panels' default)
 PREFIX = "/worldsim/showcase"
 KEY = re.compile(r"[0-9a-f]{32}")
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 
 
 def cache_root() -> Path:
@@ -77,13 +76,6 @@ def cache_root() -> Path:
 # --- What is shown: a model's first example ------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Example:
-    frame: Path  # the simulator's frame the example starts from
-    actions: str
-    start: str  # the simulator start, e.g. "seed 7"
-
-
 def model_folder(entry: ModelEntry) -> Path | None:
     """The checkpoint folder on this machine: a Hub model only when it is already cached."""
     if entry.source == "hub":
@@ -95,18 +87,8 @@ def model_folder(entry: ModelEntry) -> Path | None:
 
 
 def first_example(name: str, folder: Path) -> Example | None:
-    """The first example with a simulator start, from the listing handlers.examples() reads: the
-    checkpoint's own examples.json, else assets/<model>/ or assets/<env>/."""
-    try:
-        env = EnvSpec.from_dict(json.loads((folder / "config.json").read_text())["env"]).name
-    except (OSError, KeyError, TypeError, ValueError):
-        return None
-    listings = [folder / "examples.json", *(ASSETS_DIR / key / "examples.json" for key in (name, env))]
-    for listing in (path for path in listings if path.is_file()):
-        for example in json.loads(listing.read_text()):
-            if example.get("start"):
-                return Example(listing.parent / example["frame"], example["actions"], example["start"])
-    return None
+    """The model's first example with a simulator start (`worldsim.models.examples`), or None."""
+    return next((example for example in model_examples(name, folder) if example.start), None)
 
 
 def cache_key(folder: Path, example: Example) -> str:

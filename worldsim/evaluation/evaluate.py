@@ -9,7 +9,8 @@ per horizon, model next to the copy-the-start-frame baseline: PSNR, SSIM, object
 from frames, ball recall in Pong and Breakout (does the model show the ball where the simulator
 does, within 3 of its own pixels), and an edge-energy ratio that falls if predictions blur or
 fade. Then action following (`worldsim.evaluation.following`): from the same start, does the
-model's object move the way the simulator's does under each action?
+model's object move the way the simulator's does under each action? And the app's own examples
+(`worldsim.evaluation.examples`), played from the same held-out seeds.
 
     python -m worldsim eval --model cartpole --update-card
 """
@@ -29,6 +30,7 @@ from worldsim.envs.objects import object_errors, read_objects
 from worldsim.envs.simulator import Simulator
 from worldsim.envs.spec import EnvSpec, preprocess
 from worldsim.evaluation.agents import agent_scores
+from worldsim.evaluation.examples import example_line, example_scores, examples_markdown
 from worldsim.evaluation.following import action_following, following_line
 from worldsim.evaluation.metrics import edge_energy, psnr, ssim
 from worldsim.models.base import to_float
@@ -194,7 +196,10 @@ def evaluate_model(
     horizons = [h for h in REPORT_HORIZONS if h <= horizon]
     markdown = format_table(results, horizons, spec, episodes)
     following = action_following(model, episodes)
-    bars = [*check_bars(results), following_line(following, spec.name)]
+    examples = example_scores(model, name, resolve(model_name), episodes)
+    bars = [*check_bars(results), following_line(following, spec.name), *map(example_line, examples)]
+    if examples:
+        markdown += "\n\n### The app's examples\n\n" + examples_markdown(examples, episodes)
     agent = agent_scores(model, max(1, episodes // 2), AGENT_STEPS)
     if agent is not None:
         markdown += "\n\n### An agent in the dream\n\n" + agent["markdown"]
@@ -218,6 +223,7 @@ def evaluate_model(
             if "ball_recall" in m
         },
         "following": following,
+        "examples": examples,
         "agent": agent,
         "bars": bars,
         "markdown": markdown + "\n\n" + "\n".join(f"- {b}" for b in bars),
