@@ -178,7 +178,8 @@ def test_results_md_is_written_from_the_saved_evaluations(tmp_path):
         "dream": {"mean_length": 95.8, "mean_return": 89.8},
         "summary": "It lasts 300.0 steps in reality and 95.8 in the dream.",
     }
-    for name, extra in (("alpha", {"agent": agent}), ("beta", {})):
+    example = {"start": "seed 2 after noop*50", "actions": "left*5", "psnr": 31.04, "psnr_copy": 29.0}
+    for name, extra in (("alpha", {"agent": agent}), ("beta", {"examples": [example]})):
         metrics = {
             "episodes_per_policy": 20,
             "horizon": 60,
@@ -194,7 +195,9 @@ def test_results_md_is_written_from_the_saved_evaluations(tmp_path):
     assert "| 30.0 / 25.0 |" in rows[0] and "| yes |" in rows[0]
     assert "| 20.0 / 25.0 |" in rows[1] and "| no |" in rows[1]
     assert "| alpha | a balancer | 300.0 / 300.00 | 95.8 / 89.80 |" in text
-    assert "beta |" not in text.split("## An agent in the dream")[1]
+    agents, examples = text.split("## An agent in the dream")[1].split("## The app's examples")
+    assert "beta |" not in agents
+    assert "| beta | `seed 2 after noop*50` | `left*5` | 31.0 / 29.0 |" in examples
 
 
 def test_the_apps_examples_are_played_from_held_out_seeds_as_the_app_starts_them():

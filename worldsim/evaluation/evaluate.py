@@ -312,6 +312,23 @@ def write_results(out: Path, names: list[str]) -> str:
                 f"{dream['mean_length']:.1f} / {dream['mean_return']:.2f} |"
             )
         lines += ["", *(f"- {name}: {agent['summary']}" for name, agent in agents)]
+    examples = [(name, score) for name in names for score in evaluations[name].get("examples") or []]
+    if examples:
+        lines += [
+            "",
+            "## The app's examples",
+            "",
+            "Each example the app offers with a simulator start, played from the same held-out seeds as "
+            "the app starts it (the start's actions, then the example's): PSNR in dB averaged over its "
+            "steps, model / copy.",
+            "",
+            "| model | start | actions | model / copy |",
+            "|---|---|---|---|",
+            *(
+                f"| {name} | `{s['start']}` | `{s['actions']}` | {s['psnr']:.1f} / {s['psnr_copy']:.1f} |"
+                for name, s in examples
+            ),
+        ]
     lines += ["", *(f"![{name}](eval_{name}.png)" for name in names), ""]
     text = "\n".join(lines)
     (out / "results.md").write_text(text)
