@@ -55,7 +55,7 @@ def test_the_key_follows_config_weights_and_example(checkpoint):
 
 def test_a_card_quotes_the_held_out_evaluation(checkpoint):
     short, long = showcase.eval_line(checkpoint)
-    assert short == "PSNR 39.4 dB 10 steps ahead (copy 27.0)"  # metrics.json, first policy, h=10
+    assert short == "PSNR 40.5 dB 10 steps ahead (copy 27.0)"  # metrics.json, first policy, h=10
     assert "20 episodes of the 'random' policy" in long
     (checkpoint / "metrics.json").unlink()
     assert showcase.eval_line(checkpoint) is None  # the card falls back to the clip's own PSNR
