@@ -208,9 +208,10 @@ def test_the_apps_examples_are_played_from_held_out_seeds_as_the_app_starts_them
 
     folder = resolve("cartpole")
     listed = model_examples("cartpole", folder)
-    scores = example_scores(load("cartpole"), "cartpole", folder, episodes=1)
+    model = load("cartpole")
+    scores = example_scores(model, "cartpole", folder, episodes=1)
     assert [s["start"] for s in scores] == [e.start for e in listed if e.start]
-    spec = load("cartpole").spec
+    spec = model.spec
     for score, example in zip(scores, listed, strict=True):
         steps = len(parse_actions(example.actions, spec))
         assert score["steps"] == steps and len(score["per_step"]["psnr"]) == steps + 1

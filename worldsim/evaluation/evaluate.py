@@ -171,7 +171,8 @@ def evaluate_model(
     than `sticky` (which `script` stands in for): CartPole's `balance`, CarRacing's `drive`."""
     model = load(model_name, device)
     spec = model.spec
-    name = resolve(model_name).name  # files are named by checkpoint: two cartpole models, two reports
+    folder = resolve(model_name)
+    name = folder.name  # files are named by checkpoint: two cartpole models, two reports
     policies = list(OUTSIDER_POLICIES) + [
         p for p, _ in spec.collect_policies if p not in (*OUTSIDER_POLICIES, "sticky")
     ]
@@ -196,7 +197,7 @@ def evaluate_model(
     horizons = [h for h in REPORT_HORIZONS if h <= horizon]
     markdown = format_table(results, horizons, spec, episodes)
     following = action_following(model, episodes)
-    examples = example_scores(model, name, resolve(model_name), episodes)
+    examples = example_scores(model, name, folder, episodes)
     bars = [*check_bars(results), following_line(following, spec.name), *map(example_line, examples)]
     if examples:
         markdown += "\n\n### The app's examples\n\n" + examples_markdown(examples, episodes)
@@ -234,7 +235,7 @@ def evaluate_model(
     (out / f"eval_{name}.json").write_text(json.dumps(metrics, indent=1))
     plot_results(results, spec, out / f"eval_{name}.png")
     if update_card:
-        save_metrics(resolve(model_name), metrics)
+        save_metrics(folder, metrics)
     return metrics
 
 

@@ -30,11 +30,12 @@ class Example:
 def example_listing(name: str, folder: Path) -> Path | None:
     """The examples.json a checkpoint `folder` (offered as `name`) is shown with, or None. A folder
     without a readable config has none."""
+    folder = Path(folder)
     try:
-        env = EnvSpec.from_dict(json.loads((Path(folder) / "config.json").read_text())["env"]).name
+        env = EnvSpec.from_dict(json.loads((folder / "config.json").read_text())["env"]).name
     except (OSError, KeyError, TypeError, ValueError):
         return None
-    listings = [Path(folder) / "examples.json", *(ASSETS_DIR / key / "examples.json" for key in (name, env))]
+    listings = [folder / "examples.json", *(ASSETS_DIR / key / "examples.json" for key in (name, env))]
     return next((path for path in listings if path.is_file()), None)
 
 
