@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 import worldsim
 from tests.conftest import ROOT
 from worldsim.envs.builtin import get_spec
+from worldsim.models.base import to_uint8
 from worldsim.models.checkpoint import CheckpointError, save_checkpoint
 from worldsim.models.latent import LatentConfig, LatentWorldModel
 from worldsim.models.registry import load
@@ -165,6 +166,61 @@ def test_format_3_configs_load_as_models_that_draw_no_action_and_no_points():
     old = {k: v for k, v in config.items() if k not in ("decoder_action", "points")} | {"format_version": 3}
     upgraded = LatentConfig.from_dict(old)
     assert not upgraded.decoder_action and upgraded.points == [] and not upgraded.warp_reference
+
+
+def test_format_12_configs_load_with_an_outcome_head_reading_the_latents():
+    config = small_model().config_dict()
+    old = {k: v for k, v in config.items() if k != "outcome_input"} | {"format_version": 12}
+    assert LatentConfig.from_dict(old).outcome_input == "latents"
+    with pytest.raises(
+        ValueError, match=r"outcome_input must be one of \['latents', 'frame'\], got 'pixels'"
+    ):
+        LatentConfig.from_dict({**config, "outcome_input": "pixels"})
+
+
+@torch.no_grad()
+def test_an_outcome_head_reading_the_frame_answers_for_what_the_frame_shows():
+    """The dream's latents drift while its picture holds; a head reading the drawn frame sees the
+    picture: the latent before the step does not move it, a latent drawn differently does."""
+    torch.manual_seed(0)
+    config = LatentConfig.for_env(
+        get_spec("cartpole"), latent_dim=8, hidden_dim=16, outcome=True, outcome_input="frame"
+    )
+    model = LatentWorldModel(config).eval()
+    assert model.outcome_head[0].in_features == 8  # one frame's latent, not two
+    state = model.step(model.start(torch.full((1, 1, 64, 160, 3), 200, dtype=torch.uint8)), torch.tensor([1]))
+    outcome = model.outcome(state)
+    drifted = model.outcome(replace(state, prev_z=state.prev_z + 5))
+    assert torch.equal(outcome.reward, drifted.reward)
+    reward, _ = model.outcome_logits(None, None, model.seen_latent(model.render_float(state)))
+    assert torch.equal(outcome.reward, reward)
+    redrawn = model.outcome(replace(state, z=state.z + 5))
+    assert not torch.equal(outcome.reward, redrawn.reward)
+
+
+@torch.no_grad()
+def test_a_model_that_reencodes_goes_on_from_the_frame_it_drew():
+    """Every `reencode_every` steps the dream goes on from the encoding of the frame it drew last
+    (in 8-bit colour) instead of its own latent; between, the dream is the model's own."""
+    torch.manual_seed(0)
+    config = LatentConfig.for_env(get_spec("cartpole"), latent_dim=8, hidden_dim=16)
+    plain = LatentWorldModel(config).eval()
+    reencoding = LatentWorldModel(replace(config, reencode_every=3)).eval()
+    reencoding.load_state_dict(plain.state_dict())
+    a, b = (m.start(torch.full((1, 1, 64, 160, 3), 200, dtype=torch.uint8)) for m in (plain, reencoding))
+    for step in range(1, 6):
+        action = torch.tensor([step % 2])
+        if step == 4:  # three steps done: the fourth starts from what the third drew
+            own = plain.step(a, action)
+            drawn = to_uint8(plain.render_float(a)).movedim(-1, -3).float() / 255
+            a = replace(a, z=plain.encode(drawn))
+        a, b = plain.step(a, action), reencoding.step(b, action)
+        assert torch.allclose(a.z, b.z, atol=1e-6), step
+        if step == 4:
+            assert not torch.allclose(own.z, b.z, atol=1e-3)  # the dream's own latent had drifted
+    assert b.age.tolist() == [5]
+    with pytest.raises(ValueError, match="reencode_every needs the GRU dynamics"):
+        replace(config, reencode_every=3, dynamics="state", state_dims=1, state_mean=[0], state_std=[1])
 
 
 def action_drawing_model() -> LatentWorldModel:

@@ -32,6 +32,8 @@ def tiny_model(env: str, **overrides) -> LatentWorldModel:
     ("env", "overrides"),
     [
         ("cartpole", {"outcome": True}),  # discrete actions, GRU dynamics, reward and episode end
+        ("cartpole", {"outcome": True, "outcome_input": "frame"}),  # ... read from the drawn frame
+        ("cartpole", {"reencode_every": 7}),  # the latent re-encoded from its frame every 7 steps
         ("pendulum", {"dynamics": "state", "state_dims": 3, "state_mean": [0] * 3, "state_std": [1] * 3}),
         ("pendulum", {"decoder_action": True}),  # the decoder draws the step's action
         ("carracing", {"warp_reference": True}),  # the reference moved by a flow before drawing

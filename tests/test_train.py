@@ -1,5 +1,6 @@
 """What the dynamics stage trains on and what its losses measure."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -339,3 +340,31 @@ def test_an_unroll_longer_than_every_episode_is_a_clear_error(tiny_checkpoint, t
     )  # fmt: skip
     with pytest.raises(ValueError, match="No training episode has more than 100000 steps to unroll"):
         train(config, command="none")
+
+
+def test_an_outcome_head_reading_the_frame_replaces_one_reading_the_latents(
+    tiny_checkpoint, tiny_data, tmp_path
+):
+    """`--outcome-input frame` on a checkpoint whose head reads latents trains a new head, on
+    frames drawn and encoded again, and leaves the rest of the model as it was."""
+    from worldsim.models.registry import load
+    from worldsim.training.train import TrainConfig, train
+
+    config = TrainConfig(
+        env="cartpole",
+        data=str(tiny_data),
+        init_from=str(tiny_checkpoint),
+        stages="outcome",
+        outcome_input="frame",
+        outcome_steps=4,
+        val_every=2,
+        out=str(tmp_path / "frame"),
+    )
+    train(config, command="pytest frame outcome")
+    before, after = load(str(tiny_checkpoint)), load(str(tmp_path / "frame"))
+    assert before.config.outcome_input == "latents" and after.config.outcome_input == "frame"
+    assert after.outcome_head[0].in_features == after.config.latent_dim
+    kept = before.encoder.state_dict()
+    assert all(torch.equal(kept[name], weight) for name, weight in after.encoder.state_dict().items())
+    record = json.loads((tmp_path / "frame" / "training.json").read_text())
+    assert {"end_recall", "end_precision", "reward_rmse"} <= set(record["outcome"]["validation"][-1])

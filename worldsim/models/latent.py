@@ -44,7 +44,8 @@ from worldsim.models.base import (
     to_uint8,
 )
 
-CONFIG_FORMAT_VERSION = 12
+CONFIG_FORMAT_VERSION = 13
+OUTCOME_INPUTS = ("latents", "frame")
 
 
 @dataclass
@@ -68,8 +69,16 @@ class LatentConfig:
     state_mean: list[float] = field(default_factory=list)  # their normalisation
     state_std: list[float] = field(default_factory=list)
     # A head that predicts each step's reward and whether the episode has ended (Dream-v0's
-    # reward and terminated), from the latents before and after the step.
+    # reward and terminated), from what `outcome_input` names.
     outcome: bool = False
+    # "latents": the dynamics' latents before and after the step. "frame": the frame after the
+    # step as the decoder draws it, encoded again. A head on the dream's latents ended CartPole's
+    # balanced dreams after 100-200 steps with the pole upright in every frame: the latent dims
+    # it read drift with a dream's length while the picture holds. The encoder only ever saw
+    # frames, so what it reads from a drawn one is what the frame shows, for as long as the dream
+    # runs. It suits ends and rewards one frame shows (a pole past 12 degrees), not those a
+    # transition makes (a point scored as the ball leaves the court).
+    outcome_input: str = "latents"
     # The decoder also sees the action that led to the frame: some screens draw it (Pendulum's
     # torque arrow, CarRacing's steering and gas bars), and a latent stepped by physics alone
     # (state dynamics) cannot know it.
@@ -134,6 +143,14 @@ class LatentConfig:
     # Frames do not show what a key pressed just before them set moving: Pong's paddle moves as a
     # filter of the last few keys.
     past_actions: int = 0
+    # Every N steps of a dream its latent is replaced by the encoding of the frame it draws (in
+    # 8-bit colour); 0: never. The dynamics learn windows of `unroll` steps, and past them
+    # CartPole's latent drifted from what the encoder gives any frame: the pole faded to a ghost
+    # after 100-200 steps (objects found at h=60: 68% under random keys, 33% under scripts). A
+    # drawn frame's encoding is what the frame shows, so the dream goes on from what it shows.
+    # Not for every model: Pong's ball motion, carried beside the latent, no longer matched its
+    # re-encoded place (ball recall 0.70 -> 0.49 with N = 40).
+    reencode_every: int = 0
 
     @property
     def height(self) -> int:
@@ -196,6 +213,18 @@ class LatentConfig:
             raise ValueError("point_speeds needs point_momentum and one [x speeds, y speeds] per point")
         if self.past_actions and self.dynamics != "gru":
             raise ValueError("past_actions needs the GRU dynamics")
+        if self.outcome_input not in OUTCOME_INPUTS:
+            raise ValueError(
+                f"outcome_input must be one of {list(OUTCOME_INPUTS)}, got {self.outcome_input!r}"
+            )
+        if not isinstance(self.reencode_every, int) or self.reencode_every < 0:
+            raise ValueError(
+                f"reencode_every must be a whole number of steps >= 0, got {self.reencode_every!r}"
+            )
+        if self.reencode_every and self.dynamics != "gru":
+            raise ValueError(
+                "reencode_every needs the GRU dynamics (state dynamics step the simulator state)"
+            )
         if self.speed_mlp and not self.speed_classes:
             raise ValueError("speed_mlp needs speed_classes")
         if self.speed_classes and not self.point_speeds:
@@ -273,6 +302,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     9: lambda data: data,  # 10 added relative_flow and speed_mlp (off by default)
     10: lambda data: data,  # 11 added drawn_rows (none)
     11: lambda data: data,  # 12 added past_actions (none)
+    12: lambda data: data,  # 13 added outcome_input ("latents", as before) and reencode_every (0)
 }
 
 
@@ -289,10 +319,19 @@ class LatentState:
     offset: torch.Tensor | None = None
     prev_z: torch.Tensor | None = None  # the latent before the last step (for the outcome head)
     action: torch.Tensor | None = None  # the action of the last step (None at the start)
+    age: torch.Tensor | None = None  # (B,) steps since the start, where the model re-encodes
+    seen: torch.Tensor | None = None  # the encoding of the frame drawn from z, where known
 
     def next(self, z: torch.Tensor, h: torch.Tensor, action: torch.Tensor | None = None) -> LatentState:
         return LatentState(
-            z=z, h=h, ref_z=self.ref_z, ref=self.ref, offset=self.offset, prev_z=self.z, action=action
+            z=z,
+            h=h,
+            ref_z=self.ref_z,
+            ref=self.ref,
+            offset=self.offset,
+            prev_z=self.z,
+            action=action,
+            age=None if self.age is None else self.age + 1,
         )
 
 
@@ -740,8 +779,9 @@ class LatentWorldModel(PretrainedWorldModel):
         self.encoder = ConvEncoder(config)
         self.decoder = ConvDecoder(config)
         self.dynamics = DYNAMICS_KINDS[config.dynamics](config)
-        # reward and episode end from the latents before and after a step
-        self.outcome_head = _mlp(2 * config.latent_dim, config.hidden_dim, 2) if config.outcome else None
+        # reward and episode end from the latents before and after a step, or from the drawn frame
+        head_inputs = config.latent_dim * (2 if config.outcome_input == "latents" else 1)
+        self.outcome_head = _mlp(head_inputs, config.hidden_dim, 2) if config.outcome else None
         for name, value in drawing_limits(config).items() if config.pose_bounds else ():
             self.register_buffer(f"draw_{name}", value, persistent=False)
         # Channels-last convolutions: 1.8x faster decoding on this CPU (docs/performance.md).
@@ -785,6 +825,8 @@ class LatentWorldModel(PretrainedWorldModel):
             speed_classes=speed_classes,
             speed_mlp=speed_mlp,
             past_actions=past_actions,
+            # state dynamics read their latent out of the simulator state: nothing to re-encode
+            reencode_every=self.config.reencode_every if dynamics == "gru" else 0,
             state_dims=0 if states is None else states.shape[1],
             state_mean=[] if states is None else states.mean(0).tolist(),
             state_std=[] if states is None else (states.std(0) + 1e-6).tolist(),
@@ -793,9 +835,11 @@ class LatentWorldModel(PretrainedWorldModel):
         model.encoder, model.decoder, model.outcome_head = self.encoder, self.decoder, self.outcome_head
         return model
 
-    def with_outcome_head(self) -> LatentWorldModel:
-        """A model sharing all of this one's parts, plus a new, untrained outcome head."""
-        model = LatentWorldModel(replace(self.config, outcome=True)).to(self.device)
+    def with_outcome_head(self, outcome_input: str = "latents") -> LatentWorldModel:
+        """A model sharing all of this one's parts, plus a new, untrained outcome head reading
+        `outcome_input` (LatentConfig)."""
+        config = replace(self.config, outcome=True, outcome_input=outcome_input)
+        model = LatentWorldModel(config).to(self.device)
         model.encoder, model.decoder, model.dynamics = self.encoder, self.decoder, self.dynamics
         model.calibration = self.calibration
         return model
@@ -867,10 +911,23 @@ class LatentWorldModel(PretrainedWorldModel):
             noise[0] = 0  # the first sample is the best guess
         state = self.dynamics.start(z[:, -self.config.context_frames :], noise, past)
         state.ref_z, state.ref = z[:, -1], context[:, -1]  # encoded once, drawn over every step
+        if self.config.reencode_every:
+            state.age = torch.zeros(b, device=z.device)
         return state
 
     def step(self, state: LatentState, actions: torch.Tensor) -> LatentState:
+        every = self.config.reencode_every
+        if every and state.age is not None:  # every N steps, go on from the frame last drawn
+            due = (state.age > 0) & (state.age % every == 0)
+            if torch.onnx.is_in_onnx_export() or bool(due.any()):  # a graph takes both ways
+                seen = self.seen_latent(self.render_float(state)) if state.seen is None else state.seen
+                state = replace(state, z=torch.where(due[:, None], seen, state.z))
         return self.dynamics.step(state, actions)
+
+    def seen_latent(self, drawn: torch.Tensor) -> torch.Tensor:
+        """(B, Z): the encoding of drawn frames (B, 3, H, W) in [0, 1], as a player sees them
+        (in 8-bit colour): what the frames show, as the encoder reads any frame."""
+        return self.encode((drawn * 255).round() / 255).float()
 
     def render(self, state: LatentState) -> torch.Tensor:
         return to_uint8(self.render_float(state))
@@ -889,16 +946,23 @@ class LatentWorldModel(PretrainedWorldModel):
         action = torch.cat([s.action for s in states]) if stepped else None
         return to_uint8(self.decode(z, ref_z, ref, action).clamp(0, 1).view(t, b, *ref.shape[1:]))
 
-    def outcome_logits(self, prev_z: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(reward (B,), episode-ended logit (B,)) of the step from prev_z to z."""
-        reward, ended = self.outcome_head(torch.cat([prev_z, z], dim=1)).unbind(dim=1)
+    def outcome_logits(
+        self, prev_z: torch.Tensor, z: torch.Tensor, seen: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reward (B,), episode-ended logit (B,)) of the step from prev_z to z; a head reading the
+        frame takes `seen`, the `seen_latent` of the frame drawn from z."""
+        inputs = seen if self.config.outcome_input == "frame" else torch.cat([prev_z, z], dim=1)
+        reward, ended = self.outcome_head(inputs).unbind(dim=1)
         return reward, ended
 
     def outcome(self, state: LatentState) -> Outcome:
         if self.outcome_head is None:
             return super().outcome(state)
         prev_z = state.z if state.prev_z is None else state.prev_z
-        reward, ended = self.outcome_logits(prev_z, state.z)
+        seen = None
+        if self.config.outcome_input == "frame":
+            seen = self.seen_latent(self.render_float(state)) if state.seen is None else state.seen
+        reward, ended = self.outcome_logits(prev_z, state.z, seen)
         return Outcome(reward=reward.float(), terminated=ended > 0)
 
     @torch.inference_mode()

@@ -3,7 +3,7 @@ per step), and the check that the graphs draw what torch draws.
 
     start.onnx   context uint8 (1, K, h, w, 3), K = model.context_frames, oldest first
                  -> the state: float32 tensors, one output per part (latent kind: z, h, ref_z,
-                    ref, offset)
+                    ref, offset, and `age` where the model re-encodes its latent)
     step.onnx    the state (inputs named as start's outputs) and `action` ((1,) int64 discrete,
                  (1, D) float32 continuous)
                  -> `<part>_next` for every part the step changes (the others stay as they are),
@@ -44,7 +44,21 @@ MIN_PSNR = 45.0  # every step of the check's rollout: fp32 graphs draw within ab
 CHECK_STEPS = 60
 MAX_GRAPH_BYTES = 10_000_000  # the Hub's limit for a file outside LFS
 STATE_PARTS = ("z", "h", "ref_z", "ref", "offset")  # the latent kind's state, as graph tensors
-CHANGING_PARTS = ("z", "h")  # what a step changes; the rest is fixed for a game
+
+
+# A model that re-encodes its latent also counts its steps and carries the encoding of the frame
+# it drew last (which the step that re-encodes goes on from: a graph cannot draw it only then).
+REENCODE_PARTS = ("age", "seen")
+
+
+def state_parts(model) -> tuple[str, ...]:
+    """The state's graph tensors."""
+    return STATE_PARTS + (REENCODE_PARTS if model.config.reencode_every else ())
+
+
+def changing_parts(model) -> tuple[str, ...]:
+    """What a step changes; the rest is fixed for a game."""
+    return ("z", "h") + (REENCODE_PARTS if model.config.reencode_every else ())
 
 
 # --- The latent kind's graphs -----------------------------------------------------------------
@@ -58,7 +72,8 @@ def _as_float(frames: torch.Tensor) -> torch.Tensor:
 
 
 class LatentStart(nn.Module):
-    """context uint8 (1, K, h, w, 3) -> (z, h, ref_z, ref, offset); offset is zeros for GRU dynamics."""
+    """context uint8 (1, K, h, w, 3) -> the state parts (`state_parts`: z, h, ref_z, ref, offset[,
+    age]); offset is zeros for GRU dynamics."""
 
     def __init__(self, model):
         super().__init__()
@@ -67,27 +82,34 @@ class LatentStart(nn.Module):
     def forward(self, context: torch.Tensor):
         state = self.model.start_float(_as_float(context))
         offset = torch.zeros_like(state.z) if state.offset is None else state.offset
-        return state.z, state.h, state.ref_z, state.ref, offset
+        reencoding = (state.age, torch.zeros_like(state.z)) if state.age is not None else ()  # age 0: unused
+        return state.z, state.h, state.ref_z, state.ref, offset, *reencoding
 
 
 class LatentStep(nn.Module):
-    """(z, h, ref_z, ref, offset, action) -> (z_next, h_next, frame uint8 (h, w, 3)[, reward,
-    terminated]): `model.step`, then `render`, as a play session does them."""
+    """(state parts, action) -> (the changing parts' `<part>_next`, frame uint8 (h, w, 3)[,
+    reward, terminated]): `model.step`, then `render`, as a play session does them."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
-    def forward(self, z, h, ref_z, ref, offset, action):
+    def forward(self, *inputs):
         from worldsim.models.latent import LatentState
 
-        state = self.model.step(LatentState(z=z, h=h, ref_z=ref_z, ref=ref, offset=offset, prev_z=z), action)
-        image = self.model.render_float(state)[0].permute(1, 2, 0)  # (h, w, 3)
-        frame = (image * 255).round().clamp(0, 255).to(torch.uint8)
+        *parts, action = inputs
+        given = dict(zip(state_parts(self.model), parts, strict=True))
+        state = self.model.step(LatentState(**given, prev_z=given["z"]), action)
+        drawn = self.model.render_float(state)
+        frame = (drawn[0].permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8)  # (h, w, 3)
+        config = self.model.config
+        if config.reencode_every or (self.model.outcome_head is not None and config.outcome_input == "frame"):
+            state.seen = self.model.seen_latent(drawn)  # encoded once, for both
+        changed = tuple(getattr(state, name) for name in changing_parts(self.model))
         if self.model.outcome_head is None:
-            return state.z, state.h, frame
-        reward, ended = self.model.outcome_logits(z, state.z)
-        return state.z, state.h, frame, reward.float(), ended > 0
+            return *changed, frame
+        reward, ended = self.model.outcome_logits(state.prev_z, state.z, state.seen)
+        return *changed, frame, reward.float(), ended > 0
 
 
 def example_inputs(model) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,10 +153,12 @@ def export_latent(model, folder: str | Path) -> list[Path]:
     context, action = example_inputs(model)
     with torch.no_grad():
         state = LatentStart(model)(context)
-    outputs = ["z_next", "h_next", "frame"] + (["reward", "terminated"] if model.outcome_head else [])
+    outputs = [f"{name}_next" for name in changing_parts(model)] + ["frame"]
+    outputs += ["reward", "terminated"] if model.outcome_head else []
+    parts = list(state_parts(model))
     graphs = [
-        (LatentStart(model).eval(), (context,), ["context"], list(STATE_PARTS), folder / START_FILE),
-        (LatentStep(model).eval(), (*state, action), [*STATE_PARTS, "action"], outputs, folder / STEP_FILE),
+        (LatentStart(model).eval(), (context,), ["context"], parts, folder / START_FILE),
+        (LatentStep(model).eval(), (*state, action), [*parts, "action"], outputs, folder / STEP_FILE),
     ]
     metadata = {
         "worldsim.weights_sha256": weights_digest(model.state_dict()),

@@ -21,7 +21,7 @@ import shlex
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -137,6 +137,9 @@ class TrainConfig:
     # none in the rest, as a start from an uploaded frame knows none.
     past_actions: int = 0
     past_known_share: float = 0.5
+    # Dreams re-encode their latent from the frame they draw every N steps (LatentConfig; GRU
+    # dynamics; 0: never). It changes no weights: a continued run sets it anew.
+    reencode_every: int = 0
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
     # One frame cannot show velocity, so from one frame the dynamics learn the velocity their
@@ -162,6 +165,10 @@ class TrainConfig:
     # latents a dream produces, not from the encoder's.
     outcome_steps: int = 1500  # optimizer steps of stage 4
     outcome_lr: float = 1e-3  # peak learning rate of the head
+    # What the head reads (LatentConfig.outcome_input): "latents", the open-loop predictions above;
+    # or "frame", each frame as the decoder draws it from its own latent, encoded again (up to
+    # OUTCOME_FRAMES of them, drawn once before the stage), which is what a dream's frames are.
+    outcome_input: str = "latents"
     # model
     latent_dim: int = 32  # size of a frame's latent
     hidden_dim: int = 256  # GRU state size
@@ -253,7 +260,8 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         model = load(config.init_from, config.device)
         previous = json.loads(Path(config.init_from, "training.json").read_text())
         record = {**previous, "commands": [*previous.get("commands", [previous["command"]]), command]}
-        model_config = model.config
+        reencode = config.reencode_every if model.config.dynamics == "gru" else 0
+        model.config = model_config = replace(model.config, reencode_every=reencode)
     else:
         points = object_points(spec) if config.object_points and config.frame_poses else []
         model_config = LatentConfig.for_env(
@@ -270,6 +278,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             points=points,
             drawn_rows=drawn_rows(spec, config.drawn_rows) if config.frame_poses else [],
             pose_bounds=[] if poses is None else pose_bounds(poses),
+            reencode_every=config.reencode_every,
         )
         model = LatentWorldModel(model_config).to(config.device)
         record = {"commands": [command]}
@@ -295,7 +304,8 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             train_frames = np.concatenate([_episode_indices(data, e) for e in train_eps])
             result = train_autoencoder(model, data, poses, train_frames, val_eps, config, rng)
         else:
-            latents = encode_all(model, data.frames, config) if latents is None else latents
+            if latents is None and not (stage == "outcome" and config.outcome_input == "frame"):
+                latents = encode_all(model, data.frames, config)
             if stage == "dynamics":  # new dynamics, from scratch
                 model = model.with_dynamics(
                     dynamics_kind,
@@ -308,8 +318,12 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     config.past_actions,
                 )
             if stage == "outcome":
-                model = model if model.outcome_head is not None else model.with_outcome_head()
-                result = train_outcome(model, data, latents, train_eps, val_eps, config, rng)
+                if model.outcome_head is None or model.config.outcome_input != config.outcome_input:
+                    model = model.with_outcome_head(config.outcome_input)
+                if config.outcome_input == "frame":
+                    result = train_outcome_on_frames(model, data, train_eps, val_eps, config, rng)
+                else:
+                    result = train_outcome(model, data, latents, train_eps, val_eps, config, rng)
             else:
                 normalised = None
                 if model.config.dynamics == "state" and states is not None:
@@ -1023,6 +1037,99 @@ def outcome_targets(data: EpisodeData, device) -> tuple[torch.Tensor, torch.Tens
     )
 
 
+# Frames drawn and encoded again for a head reading the frame (TrainConfig.outcome_input): a
+# random sample of the training frames (CartPole's 120,000 would take 4 minutes), and a tenth as
+# many held out.
+OUTCOME_FRAMES = 40_000
+
+
+@torch.no_grad()
+def redrawn_latents(
+    model: LatentWorldModel, data: EpisodeData, target: np.ndarray, config: TrainConfig, rng, batch: int = 256
+) -> torch.Tensor:
+    """(N, Z): each target frame as the decoder draws it from its own latent, over an earlier
+    frame of its episode (as a dream draws over its start), in 8-bit colour, encoded again."""
+    reference = reference_frames(data, target, config.max_reference_gap, rng)
+    incoming = incoming_actions(model, data)
+    out = []
+    for start in tqdm(range(0, len(target), batch), desc="draw frames", unit="batch", leave=False):
+        index, ref_index = target[start : start + batch], reference[start : start + batch]
+        frames = to_float(torch.from_numpy(data.frames[np.concatenate([index, ref_index])])).to(config.device)
+        with _autocast(config):
+            z, z_ref = model.encode(frames).chunk(2)
+            drawn = model.decode(z, z_ref, frames[len(index) :], incoming(index)).float().clamp(0, 1)
+            out.append(model.encode((drawn * 255).round() / 255).float())
+    return torch.cat(out)
+
+
+def train_outcome_on_frames(
+    model: LatentWorldModel,
+    data: EpisodeData,
+    train_eps: np.ndarray,
+    val_eps: np.ndarray,
+    config: TrainConfig,
+    rng: np.random.Generator,
+) -> dict:
+    """Stage 4 for a head reading the drawn frame: the same losses as `train_outcome`, on frames
+    redrawn once (`redrawn_latents`); each frame's labels are the step into it."""
+    rewards, ended = outcome_targets(data, config.device)
+    frames = {}
+    held_out = val_eps if len(val_eps) else train_eps
+    splits = (("train", train_eps, OUTCOME_FRAMES), ("val", held_out, OUTCOME_FRAMES // 10))
+    for name, episodes, count in splits:
+        index = np.concatenate([_episode_indices(data, e)[1:] for e in episodes])  # frames a step led to
+        index = np.sort(rng.choice(index, size=min(count, len(index)), replace=False))
+        inputs = redrawn_latents(model, data, index, config, rng)
+        frames[name] = (inputs, torch.from_numpy(index).to(config.device))
+    return _fit_outcome(model, frames, rewards, ended, config, rng)
+
+
+def _fit_outcome(model, frames: dict, rewards, ended, config: TrainConfig, rng) -> dict:
+    """The head fitted on fixed inputs: frames[split] = (inputs (N, Z), the frames' indices)."""
+    reward_scale = rewards.std().clamp_min(1e-3)
+    ends = float(ended.mean())
+    end_weight = torch.tensor(min(max((1 - ends) / max(ends, 1e-6), 1.0), 50.0), device=rewards.device)
+    samples = config.dynamics_batch_size * config.unroll  # as many as a batch of windows
+
+    def loss_of(inputs, index):
+        reward, logit = model.outcome_head(inputs).unbind(dim=1)
+        reward_loss = F.mse_loss(reward / reward_scale, rewards[index] / reward_scale)
+        return reward_loss + F.binary_cross_entropy_with_logits(logit, ended[index], pos_weight=end_weight)
+
+    def batch_loss() -> torch.Tensor:
+        inputs, index = frames["train"]
+        pick = torch.from_numpy(rng.integers(len(index), size=samples)).to(index.device)
+        return loss_of(inputs[pick], index[pick])
+
+    @torch.no_grad()
+    def evaluate() -> dict:
+        inputs, index = frames["val"]
+        reward, logit = model.outcome_head(inputs).unbind(dim=1)
+        return _outcome_scores(reward, logit, rewards[index], ended[index])
+
+    return fit(
+        "outcome",
+        [{"params": list(model.outcome_head.parameters())}],
+        batch_loss,
+        evaluate,
+        steps=config.outcome_steps,
+        lr=config.outcome_lr,
+        samples_per_step=samples,
+        val_every=config.val_every,
+    )
+
+
+def _outcome_scores(reward, logit, true_reward, true_end) -> dict:
+    said, real = logit > 0, true_end > 0.5
+    return {
+        "reward_rmse": float(F.mse_loss(reward, true_reward).sqrt()),
+        "reward_std": float(true_reward.std()),
+        "end_recall": float((said & real).sum() / real.sum().clamp_min(1)),  # ends the model saw
+        "end_precision": float((said & real).sum() / said.sum().clamp_min(1)),
+        "end_share": float(real.float().mean()),
+    }
+
+
 def train_outcome(
     model: LatentWorldModel,
     data: EpisodeData,
@@ -1061,14 +1168,7 @@ def train_outcome(
     def evaluate() -> dict:
         context, window_actions, _, past = windows.val_batch
         reward, logit, true_reward, true_end = predictions(windows.val_anchors, context, window_actions, past)
-        said, real = logit > 0, true_end > 0.5
-        return {
-            "reward_rmse": float(F.mse_loss(reward, true_reward).sqrt()),
-            "reward_std": float(true_reward.std()),
-            "end_recall": float((said & real).sum() / real.sum().clamp_min(1)),  # ends the model saw
-            "end_precision": float((said & real).sum() / said.sum().clamp_min(1)),
-            "end_share": float(real.float().mean()),
-        }
+        return _outcome_scores(reward, logit, true_reward, true_end)
 
     return fit(
         "outcome",
