@@ -56,6 +56,7 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
     if training:
         # The stages run, in the order they ran: the record's parts that took minutes.
         stages = [s for s, part in training.items() if isinstance(part, dict) and "minutes" in part]
+        reads_frame = training.get("config", {}).get("outcome_input") == "frame"
         commands = training.get("commands", [training["command"]])
         lines += [
             "",
@@ -72,7 +73,8 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
             + ").",
             "- Throughput (samples/s): "
             + ", ".join(f"{s} {training[s]['samples_per_second']:.0f}" for s in stages)
-            + " (frames for the autoencoder, windows for the others).",
+            + f" (frames for the autoencoder{' and the outcome head' if reads_frame else ''}, "
+            "windows for the others).",
         ]
         if training.get("note"):
             lines.append(f"- Note: {training['note']}")
@@ -81,9 +83,19 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
             lines.append(f"- Validation: autoencoder reconstruction PSNR {last['psnr']:.2f} dB.")
         if training.get("outcome", {}).get("validation"):
             last, frames = training["outcome"]["validation"][-1], training["outcome"].get("frames")
+            drawn = training["outcome"].get("drawn_frames")
+            if drawn:  # a head reading the drawn frame (outcome_input "frame")
+                source = (
+                    f"(outcome stage, read from the frame: {drawn['train']:,} frames drawn from their "
+                    f"latents and encoded again), validated on {drawn['val']:,} held-out frames drawn alike"
+                )
+            else:
+                source = (
+                    f"(outcome stage{f', on {frames:,} frames' if frames else ''}), "
+                    "validated on the dynamics' own open-loop latents"
+                )
             lines.append(
-                f"- Reward and episode end (outcome stage{f', on {frames:,} frames' if frames else ''}), "
-                f"validated on the dynamics' own open-loop latents: reward RMSE {last['reward_rmse']:.3g} "
+                f"- Reward and episode end {source}: reward RMSE {last['reward_rmse']:.3g} "
                 f"(rewards spread {last['reward_std']:.3g}); of the frames where the real episode had "
                 f"ended ({last['end_share']:.2%}), {last['end_recall']:.0%} predicted as ended, "
                 f"precision {last['end_precision']:.0%}."

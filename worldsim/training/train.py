@@ -1081,7 +1081,8 @@ def train_outcome_on_frames(
         index = np.sort(rng.choice(index, size=min(count, len(index)), replace=False))
         inputs = redrawn_latents(model, data, index, config, rng)
         frames[name] = (inputs, torch.from_numpy(index).to(config.device))
-    return _fit_outcome(model, frames, rewards, ended, config, rng)
+    result = _fit_outcome(model, frames, rewards, ended, config, rng)
+    return {**result, "drawn_frames": {name: len(index) for name, (_, index) in frames.items()}}
 
 
 def _fit_outcome(model, frames: dict, rewards, ended, config: TrainConfig, rng) -> dict:
