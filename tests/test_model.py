@@ -223,6 +223,31 @@ def test_a_model_that_reencodes_goes_on_from_the_frame_it_drew():
         replace(config, reencode_every=3, dynamics="state", state_dims=1, state_mean=[0], state_std=[1])
 
 
+@torch.no_grad()
+def test_a_rollouts_rewards_from_the_frame_equal_those_of_one_step_at_a_time():
+    """A rollout draws all its frames at once and the head reads them from there; playing step
+    by step draws each frame, then asks: the same rewards either way, re-encoding included."""
+    torch.manual_seed(0)
+    config = LatentConfig.for_env(
+        get_spec("cartpole"),
+        latent_dim=8,
+        hidden_dim=16,
+        outcome=True,
+        outcome_input="frame",
+        reencode_every=4,
+    )
+    model = LatentWorldModel(config).eval()
+    start = np.full((1, 1, 64, 160, 3), 200, np.uint8)
+    actions = np.array([[1, 0, 1, 1, 0, 0, 1, 0, 1, 1]])
+    dream = imagine(model, start, actions)
+    state, rewards = model.start(torch.from_numpy(start)), []
+    for t in range(actions.shape[1]):
+        state = model.step(state, torch.from_numpy(actions[:, t]))
+        assert np.array_equal(model.render(state)[0].numpy(), dream.frames[0, t + 1])
+        rewards.append(float(model.outcome(state).reward[0]))
+    assert np.allclose(rewards, dream.rewards[0], atol=1e-5)
+
+
 def action_drawing_model() -> LatentWorldModel:
     """A Pendulum model whose decoder sees the action, with weights large enough to show it."""
     torch.manual_seed(0)

@@ -65,14 +65,10 @@ def imagine(
     frames = torch.as_tensor(context, dtype=torch.uint8, device=model.device)
     action_tensor = torch.as_tensor(actions, device=model.device)
     state = start_state(model, frames, sample and model.capabilities.sampling, past)
-    states, rewards, ended = [], [], []
+    states = []
     for t in range(action_tensor.shape[1]):  # stepping is cheap; drawing is the work
         state = model.step(state, action_tensor[:, t])
         states.append(state)
-        if model.capabilities.outcome:
-            outcome = model.outcome(state)
-            rewards.append(outcome.reward)
-            ended.append(outcome.terminated)
     per_pass = max(1, RENDER_FRAMES // frames.shape[0])  # steps drawn per call
     chunks = range(0, len(states), per_pass)
     video = [frames[:, -1][None]]
@@ -81,6 +77,9 @@ def imagine(
     video = torch.cat(video).transpose(0, 1).cpu().numpy()
     if not model.capabilities.outcome or not states:
         return Dream(video, None, None)
+    # after drawing: a model whose outcome reads its frames has them drawn by now
+    outcomes = [model.outcome(state) for state in states]
+    rewards, ended = [o.reward for o in outcomes], [o.terminated for o in outcomes]
     # once ended, ended for good: a model may forget that it crashed a few steps later
     terminated = torch.stack(ended, dim=1).cpu().numpy().astype(bool)
     return Dream(

@@ -930,7 +930,10 @@ class LatentWorldModel(PretrainedWorldModel):
         return self.encode((drawn * 255).round() / 255).float()
 
     def render(self, state: LatentState) -> torch.Tensor:
-        return to_uint8(self.render_float(state))
+        drawn = self.render_float(state)
+        if self.outcome_head is not None and self.config.outcome_input == "frame":
+            state.seen = self.seen_latent(drawn)  # drawn once: the outcome reads it from here
+        return to_uint8(drawn)
 
     def render_float(self, state: LatentState) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1]: what training scores."""
@@ -944,7 +947,11 @@ class LatentWorldModel(PretrainedWorldModel):
         ref = states[0].ref.repeat(t, 1, 1, 1)
         stepped = all(s.action is not None for s in states)
         action = torch.cat([s.action for s in states]) if stepped else None
-        return to_uint8(self.decode(z, ref_z, ref, action).clamp(0, 1).view(t, b, *ref.shape[1:]))
+        drawn = self.decode(z, ref_z, ref, action).clamp(0, 1)
+        if self.outcome_head is not None and self.config.outcome_input == "frame":
+            for state, seen in zip(states, self.seen_latent(drawn).view(t, b, -1), strict=True):
+                state.seen = seen
+        return to_uint8(drawn.view(t, b, *ref.shape[1:]))
 
     def outcome_logits(
         self, prev_z: torch.Tensor, z: torch.Tensor, seen: torch.Tensor | None = None
