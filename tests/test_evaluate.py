@@ -44,7 +44,8 @@ def test_pong_and_carracing_are_also_measured_after_their_warm_up():
 
 def test_redraw_measures_the_drawing_apart_from_the_dynamics():
     import worldsim
-    from worldsim.evaluation.evaluate import format_table, per_step_metrics, simulate
+    from worldsim.evaluation.evaluate import format_table, simulate
+    from worldsim.evaluation.metrics import per_step_metrics
 
     model = worldsim.load("cartpole")
     spec = model.spec
@@ -112,7 +113,7 @@ def test_script_policy_holds_discrete_actions_for_one_to_ten_steps(env):
 
 
 def test_ball_recall_counts_a_ball_within_three_model_pixels_and_misses_a_lost_one():
-    from worldsim.evaluation.evaluate import ball_recall
+    from worldsim.evaluation.metrics import ball_recall
 
     spec = get_spec("pong")
     *_, row_px, col_px = spec.view_in_render()
@@ -132,7 +133,8 @@ def test_ball_recall_counts_a_ball_within_three_model_pixels_and_misses_a_lost_o
 def test_ball_recall_is_one_for_the_true_frames_and_zero_without_a_ball():
     from worldsim.data.collect import EVAL_SEED_START
     from worldsim.envs.objects import read_objects
-    from worldsim.evaluation.evaluate import per_step_metrics, pooled_ball_recall, simulate
+    from worldsim.evaluation.evaluate import simulate
+    from worldsim.evaluation.metrics import per_step_metrics, pooled_ball_recall
 
     spec = get_spec("pong")
     frames, _ = simulate(spec, EVAL_SEED_START, "random", 40, warmup=spec.warmup_steps)

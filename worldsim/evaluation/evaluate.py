@@ -18,22 +18,24 @@ model's object move the way the simulator's does under each action? And the app'
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from worldsim.data.collect import EVAL_SEED_START, POLICIES
-from worldsim.envs.objects import object_errors, read_objects
 from worldsim.envs.simulator import Simulator
 from worldsim.envs.spec import EnvSpec, preprocess
 from worldsim.evaluation.agents import agent_scores
 from worldsim.evaluation.examples import example_line, example_scores, examples_markdown
 from worldsim.evaluation.following import action_following, following_line
-from worldsim.evaluation.metrics import edge_energy, psnr, ssim
-from worldsim.models.base import to_float
+from worldsim.evaluation.metrics import (
+    BALL_BAR,
+    BALL_HORIZONS,
+    BALL_RADIUS,
+    per_step_metrics,
+    pooled_ball_recall,
+)
 from worldsim.models.checkpoint import resolve, save_metrics
 from worldsim.models.registry import load
 from worldsim.rollout import imagine
@@ -43,11 +45,6 @@ REPORT_HORIZONS = (1, 5, 10, 30, 60)
 AGENT_STEPS = 300
 # Every env is also measured under these: what an outsider tries first, whatever the env collects.
 OUTSIDER_POLICIES = ("random", "script")
-# Ball recall (issue 15's bar): in at least 80% of the frames h=5..60 where the simulator shows the
-# ball, the model shows one within 3 of its own pixels; Breakout's is reported at h=30 too.
-BALL_RADIUS = 3.0
-BALL_HORIZONS = (5, 60)
-BALL_BAR = 0.8
 
 
 def simulate(
@@ -72,94 +69,6 @@ def evaluation_starts(spec: EnvSpec, context_frames: int) -> list[tuple[str, int
     if spec.warmup_steps:
         starts.append((f" @{spec.warmup_steps}", spec.warmup_steps, context_frames))
     return starts
-
-
-def per_step_metrics(
-    pred: np.ndarray, true: np.ndarray, spec: EnvSpec, redrawn: np.ndarray | None = None
-) -> dict[str, np.ndarray]:
-    """pred, true: uint8 (B, T+1, h, w, 3) -> metric name -> (T+1,) mean over episodes, for the
-    model and for the copy-the-start-frame baseline; with `redrawn` (the true frames as the model
-    draws them, `WorldModel.redraw`) also the PSNR of that drawing: what predicting the true
-    latents would reach."""
-    pred_t, true_t = to_float(torch.from_numpy(pred)), to_float(torch.from_numpy(true))
-    copy_t = true_t[:, :1].expand_as(true_t)
-    out = {
-        "psnr": psnr(pred_t, true_t).mean(0).numpy(),
-        "psnr_copy": psnr(copy_t, true_t).mean(0).numpy(),
-        "ssim": ssim(pred_t, true_t).mean(0).numpy(),
-        "ssim_copy": ssim(copy_t, true_t).mean(0).numpy(),
-        "edge_ratio": (edge_energy(pred_t) / edge_energy(true_t).clamp_min(1e-8)).mean(0).numpy(),
-    }
-    if redrawn is not None:
-        out["psnr_redraw"] = psnr(to_float(torch.from_numpy(redrawn)), true_t).mean(0).numpy()
-    b, t = pred.shape[:2]
-    true_objects = read_objects(true.reshape(b * t, *true.shape[2:]), spec)
-    if true_objects is not None:
-        pred_objects = read_objects(pred.reshape(b * t, *pred.shape[2:]), spec)
-        copy_objects = {
-            k: np.repeat(v.reshape(b, t)[:, :1], t, axis=1).ravel() for k, v in true_objects.items()
-        }
-        for name, errors in (
-            ("", object_errors(pred_objects, true_objects)),
-            ("_copy", object_errors(copy_objects, true_objects)),
-        ):
-            for key, error in errors.items():
-                with warnings.catch_warnings():  # all-NaN horizons (cart off screen) stay NaN
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    out[f"{key}_error{name}"] = np.nanmean(error.reshape(b, t), axis=0)
-        # Share of the frames showing an object in which the prediction shows it too; the worst
-        # object counts (a Breakout model that keeps the paddle but loses the ball fails).
-        shares = []
-        for key, true_values in true_objects.items():
-            visible = ~np.isnan(true_values).reshape(b, t)
-            found = ~np.isnan(pred_objects[key]).reshape(b, t)
-            seen = visible.sum(0)
-            shares.append(np.where(seen > 0, (found & visible).sum(0) / np.maximum(seen, 1), np.nan))
-        with warnings.catch_warnings():  # horizons where no object is in view stay NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out["objects_found"] = np.nanmin(shares, axis=0)
-        if "ball_x" in true_objects and "ball_y" in true_objects:
-            out |= ball_recall(pred_objects, true_objects, copy_objects, spec, b, t)
-    return out
-
-
-def ball_recall(
-    pred: dict[str, np.ndarray],
-    true: dict[str, np.ndarray],
-    copy: dict[str, np.ndarray],
-    spec: EnvSpec,
-    episodes: int,
-    steps: int,
-) -> dict[str, np.ndarray]:
-    """Per horizon, among the episodes whose simulator frame shows the ball, the share whose
-    predicted frame shows a ball within BALL_RADIUS model pixels of it (`ball_recall`; the copy
-    baseline's in `ball_recall_copy`), and how many episodes showed it (`ball_seen`, to pool
-    horizons). A ball that is gone, or drawn in the wrong place, is a miss; NaN where no episode
-    shows the ball. Readouts are flat (episodes * steps,) arrays of screen pixels."""
-    *_, row_px, col_px = spec.view_in_render()
-    visible = (~np.isnan(true["ball_x"]) & ~np.isnan(true["ball_y"])).reshape(episodes, steps)
-    seen = visible.sum(0)
-    out = {"ball_seen": seen.astype(float)}
-    for suffix, objects in (("", pred), ("_copy", copy)):
-        distance = np.hypot(
-            (objects["ball_x"] - true["ball_x"]) / col_px, (objects["ball_y"] - true["ball_y"]) / row_px
-        ).reshape(episodes, steps)
-        with np.errstate(invalid="ignore"):
-            hits = (distance <= BALL_RADIUS) & visible  # NaN (no ball drawn) is a miss
-        out[f"ball_recall{suffix}"] = np.where(seen > 0, hits.sum(0) / np.maximum(seen, 1), np.nan)
-    return out
-
-
-def pooled_ball_recall(
-    m: dict, first: int = BALL_HORIZONS[0], last: int = BALL_HORIZONS[1], suffix: str = ""
-) -> float | None:
-    """Recall over all frames h=first..last pooled (each frame where the simulator shows the ball
-    counts once, whatever its horizon); None where it never shows the ball or was not read."""
-    if "ball_recall" not in m:
-        return None
-    seen = np.asarray(m["ball_seen"][first : last + 1], dtype=float)
-    recall = np.nan_to_num(np.asarray(m["ball_recall" + suffix][first : last + 1], dtype=float))
-    return float((recall * seen).sum() / seen.sum()) if seen.sum() > 0 else None
 
 
 def evaluate_model(

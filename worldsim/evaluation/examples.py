@@ -18,6 +18,7 @@ from worldsim.data.collect import EVAL_SEED_START
 from worldsim.envs.actions import parse_actions
 from worldsim.envs.simulator import SimulatorStart, simulator_frames
 from worldsim.envs.spec import preprocess
+from worldsim.evaluation.metrics import per_step_metrics
 from worldsim.models.base import WorldModel
 from worldsim.models.examples import model_examples
 from worldsim.rollout import imagine
@@ -27,8 +28,6 @@ def example_scores(model: WorldModel, name: str, folder: Path, episodes: int) ->
     """Per example with a simulator start: its start and actions, and the mean over its steps and
     the held-out seeds of the PSNR of the model and of copying the start frame (with per-step
     curves). [] for a model without examples."""
-    from worldsim.evaluation.evaluate import per_step_metrics  # evaluate imports this module
-
     spec, scores = model.spec, []
     for example in model_examples(name, folder):
         if not example.start:
