@@ -365,6 +365,35 @@ def test_drawn_rows_paint_a_band_at_the_row_between_their_columns():
         LatentConfig.for_env(spec, drawn_rows=[[8, 9, 140.0, 144.0, 8.0]], **pose)
 
 
+@pytest.mark.parametrize("pushes", [2, 14])  # the pole near upright, then fallen past 25 degrees
+def test_drawn_segments_paint_cartpoles_pole_where_the_simulator_draws_it(pushes):
+    import gymnasium as gym
+
+    from worldsim.envs.objects import object_segments
+    from worldsim.envs.spec import preprocess
+    from worldsim.models.latent import point_maps
+
+    spec = get_spec("cartpole")
+    pose = {"pose_dims": 3, "pose_mean": [0.0] * 3, "pose_std": [1.0] * 3}
+    config = LatentConfig.for_env(spec, latent_dim=8, drawn_segments=object_segments(spec), **pose)
+    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    env.reset(seed=3)
+    env.unwrapped.steps_beyond_terminated = 0  # stepping on past the end is what we want here
+    for _ in range(pushes):
+        (x, _, angle, _), *_ = env.step(1)
+    frame = preprocess(env.render(), spec)
+    env.close()
+    pole = (frame[..., 0].astype(int) - frame[..., 2]) > 40  # the only colour with red above blue
+    z = torch.zeros(2, 8)
+    z[:, 0], z[:, 1], z[:, 2] = float(x), float(np.sin(angle)), float(np.cos(angle))
+    z[1, 1], z[1, 2] = float(np.sin(angle + 0.3)), float(np.cos(angle + 0.3))  # 17 degrees off
+    maps = point_maps(config, z)[:, 0].numpy() > 0.5
+    assert (pole & maps[0]).sum() >= 0.7 * pole.sum() and maps[0].sum() <= 1.2 * pole.sum()
+    assert (pole & maps[1]).sum() <= 0.5 * pole.sum()
+    with pytest.raises(ValueError, match="three pose dims below 3"):
+        LatentConfig.for_env(spec, drawn_segments=[[0, 1, 3, 125.0, 300.0, 292.5, 120.0, 5.0]], **pose)
+
+
 @torch.no_grad()
 def test_point_momentum_carries_a_ball_on_at_its_context_velocity():
     """With point momentum, dynamics that predict no change move a point on at the motion

@@ -20,6 +20,12 @@ from worldsim.models.onnx_export import (
 
 TINY = dict(latent_dim=8, hidden_dim=16, channels=(8, 8, 8), action_embed_dim=4)
 PONG_SPEEDS = [[[-4.0, 4.0], [-8.0, 0.0, 8.0]]]  # screen pixels a step
+CARTPOLE_POLE = {
+    "pose_dims": 3,
+    "pose_mean": [0.0, 0.0, 1.0],
+    "pose_std": [1.0] * 3,
+    "drawn_segments": [[0, 1, 2, 125.0, 300.0, 292.5, 120.0, 5.0]],
+}
 PONG_BALL = {"pose_dims": 6, "pose_mean": [80.0] * 6, "pose_std": [30.0] * 6, "points": [[2, 4, 3]]}
 
 
@@ -34,6 +40,7 @@ def tiny_model(env: str, **overrides) -> LatentWorldModel:
         ("cartpole", {"outcome": True}),  # discrete actions, GRU dynamics, reward and episode end
         ("cartpole", {"outcome": True, "outcome_input": "frame"}),  # ... read from the drawn frame
         ("cartpole", {"reencode_every": 7}),  # the latent re-encoded from its frame every 7 steps
+        ("cartpole", CARTPOLE_POLE),  # the pole painted as a line where the pose says
         ("pendulum", {"dynamics": "state", "state_dims": 3, "state_mean": [0] * 3, "state_std": [1] * 3}),
         ("pendulum", {"decoder_action": True}),  # the decoder draws the step's action
         ("carracing", {"warp_reference": True}),  # the reference moved by a flow before drawing

@@ -288,6 +288,21 @@ def object_points(spec: EnvSpec) -> list[list[int]]:
     ]
 
 
+def object_segments(spec: EnvSpec) -> list[list[float]]:
+    """Rods the pose describes, for the decoder to paint (LatentConfig.drawn_segments): per rod
+    [x_dim, sin_dim, cos_dim, x_scale, x_offset, pivot_row, length, half_width], its pivot at
+    column pose[x_dim] * x_scale + x_offset and row pivot_row, pointing along (sin, -cos), in
+    render pixels. CartPole's pole, where the pose is the cart's position and the pole's angle."""
+    if (
+        spec.object_reader != "cartpole"
+        or spec.visible_pose is None
+        or spec.visible_pose.terms != ("s0", "sin2", "cos2")
+    ):
+        return []
+    # gymnasium's renderer: a pole 10 px wide reaching 125 px from the axle, its end cap included
+    return [[0, 1, 2, _CARTPOLE_PX_PER_UNIT, 300.0, _CARTPOLE_AXLE_ROW, 120.0, 5.0]]
+
+
 def drawn_rows(spec: EnvSpec, text: str) -> list[list[float]]:
     """`train --drawn-rows` ("paddle_y 140 144 8, ...") -> LatentConfig.drawn_rows: per band
     [reading column, its flag column, col_low, col_high, half_height]. A ValueError names the

@@ -94,6 +94,11 @@ class LatentConfig:
     # columns at its row. Without one the decoder drew Pong's paddle from the latent's other dims:
     # a row moved 20 px moved the drawn paddle 0.5-1.1 px, and the dream's paddle lagged its row.
     drawn_rows: list[list[float]] = field(default_factory=list)
+    # Rods the decoder paints where the pose says, as soft lines: each [x_dim, sin_dim, cos_dim,
+    # x_scale, x_offset, pivot_row, length, half_width] (`object_segments`; render pixels).
+    # CartPole's decoder drew a pole past 20 degrees as a feathered smear even from its true
+    # latent (a thin line at any angle, from a grid of features): a map of the line is drawn sharp.
+    drawn_segments: list[list[float]] = field(default_factory=list)
     # GRU dynamics only: each point's x and y move on by their last step's motion, and the GRU
     # predicts changes of that motion (a ball's bounces) rather than the motion itself. A GRU
     # asked for positions carried a ball's speed poorly: it fell back on the common speed.
@@ -199,6 +204,17 @@ class LatentConfig:
                     "each of drawn_rows must be [dim, seen_dim, col_low, col_high, half_height]: two pose "
                     f"dims below {self.pose_dims}, col_low <= col_high and half_height > 0"
                 )
+        for rod in self.drawn_segments:
+            if not (
+                len(rod) == 8
+                and all(float(d).is_integer() and 0 <= d < self.pose_dims for d in rod[:3])
+                and rod[6] > 0
+                and rod[7] > 0
+            ):
+                raise ValueError(
+                    "each of drawn_segments must be [x_dim, sin_dim, cos_dim, x_scale, x_offset, pivot_row, "
+                    f"length, half_width]: three pose dims below {self.pose_dims}, length and half_width > 0"
+                )
         if self.point_momentum and not (self.points and self.dynamics == "gru"):
             raise ValueError("point_momentum needs points and GRU dynamics")
         if self.relative_flow and not self.warp_reference:
@@ -243,8 +259,8 @@ class LatentConfig:
 
     @property
     def object_maps(self) -> int:
-        """Maps the decoder reads per frame: one per point and one per drawn row."""
-        return len(self.points) + len(self.drawn_rows)
+        """Maps the decoder reads per frame: one per point, drawn row and drawn segment."""
+        return len(self.points) + len(self.drawn_rows) + len(self.drawn_segments)
 
     @classmethod
     def for_env(cls, spec: EnvSpec, **overrides) -> LatentConfig:
@@ -302,7 +318,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     9: lambda data: data,  # 10 added relative_flow and speed_mlp (off by default)
     10: lambda data: data,  # 11 added drawn_rows (none)
     11: lambda data: data,  # 12 added past_actions (none)
-    12: lambda data: data,  # 13 added outcome_input ("latents", as before) and reencode_every (0)
+    12: lambda data: data,  # 13 added outcome_input ("latents"), reencode_every (0), drawn_segments (none)
 }
 
 
@@ -466,9 +482,10 @@ POINT_SIGMA = 0.75
 
 
 def point_maps(config: LatentConfig, z: torch.Tensor) -> torch.Tensor:
-    """(B, Z) latents -> (B, P + R, H, W): per point, a Gaussian peak at the position its pose
-    dims hold; then per drawn row, a band of its height at its row between its columns; each
-    scaled by how surely its object is in view (0 where it is not)."""
+    """(B, Z) latents -> (B, P + R + S, H, W): per point, a Gaussian peak at the position its
+    pose dims hold; then per drawn row, a band of its height at its row between its columns; each
+    scaled by how surely its object is in view (0 where it is not); then per drawn segment, its
+    rod as a soft line."""
     spec = config.env
     mean = torch.tensor(config.pose_mean, device=z.device, dtype=z.dtype)
     std = torch.tensor(config.pose_std, device=z.device, dtype=z.dtype)
@@ -488,6 +505,17 @@ def point_maps(config: LatentConfig, z: torch.Tensor) -> torch.Tensor:
         band = torch.sigmoid((half / row_step - (rows - row).abs()) / 0.5)
         centres = (cols + 0.5) * col_step + left  # each view column's centre in render pixels
         maps.append(seen * band * ((centres >= col_low) & (centres <= col_high)).to(z.dtype))
+    if config.drawn_segments:  # each view pixel's centre in render pixels
+        across, down = (cols + 0.5) * col_step + left, (rows + 0.5) * row_step + top
+    for x_dim, sin_dim, cos_dim, x_scale, x_offset, pivot_row, length, half in config.drawn_segments:
+        direction = torch.stack([pose[:, int(sin_dim)], -pose[:, int(cos_dim)]], dim=1)
+        direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-6)
+        dx, dy = direction[:, 0, None, None], direction[:, 1, None, None]
+        u = across - (pose[:, int(x_dim)] * x_scale + x_offset)[:, None, None]
+        v = down - pivot_row
+        along = torch.minimum((u * dx + v * dy).clamp_min(0), torch.full_like(u, length))  # nearest point
+        distance = torch.sqrt((u - along * dx) ** 2 + (v - along * dy) ** 2 + 1e-6)
+        maps.append(torch.sigmoid((half - distance) / (0.5 * col_step)))  # soft by half a pixel
     return torch.stack(maps, dim=1)
 
 

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from worldsim.data.collect import EpisodeData, read_spec
 from worldsim.data.dataset import load_any_episodes
 from worldsim.envs.builtin import get_spec
-from worldsim.envs.objects import drawn_rows, object_points, object_pose
+from worldsim.envs.objects import drawn_rows, object_points, object_pose, object_segments
 from worldsim.envs.spec import EnvSpec, spec_name
 from worldsim.evaluation.familiarity import calibrate, save_calibration
 from worldsim.evaluation.metrics import psnr
@@ -112,6 +112,9 @@ class TrainConfig:
     # With frame_poses: row readings the decoder paints as bands, "name col_low col_high
     # half_height" in render pixels, comma-separated ("paddle_y 140 144 8"): LatentConfig.drawn_rows.
     drawn_rows: str = ""
+    # The decoder paints the rods the pose describes (`object_segments`: CartPole's pole) as lines,
+    # where the pose says: LatentConfig.drawn_segments.
+    drawn_segments: bool = False
     point_momentum: bool = False  # GRU: points keep their motion (LatentConfig.point_momentum)
     # Where a ball may bounce or not, the mean of its futures is a slowed ball, which is what a
     # squared error teaches a deterministic model. Beyond this many view pixels a point's error
@@ -277,6 +280,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             relative_flow=config.relative_flow,
             points=points,
             drawn_rows=drawn_rows(spec, config.drawn_rows) if config.frame_poses else [],
+            drawn_segments=object_segments(spec) if config.drawn_segments and poses is not None else [],
             pose_bounds=[] if poses is None else pose_bounds(poses),
             reencode_every=config.reencode_every,
         )
