@@ -368,3 +368,12 @@ def test_an_outcome_head_reading_the_frame_replaces_one_reading_the_latents(
     assert all(torch.equal(kept[name], weight) for name, weight in after.encoder.state_dict().items())
     record = json.loads((tmp_path / "frame" / "training.json").read_text())
     assert {"end_recall", "end_precision", "reward_rmse"} <= set(record["outcome"]["validation"][-1])
+
+
+def test_an_unknown_outcome_input_is_refused_before_any_training(tiny_data, tmp_path):
+    from worldsim.training.train import TrainConfig, train
+
+    config = TrainConfig(env="cartpole", data=str(tiny_data), outcome_input="pixels", out=str(tmp_path / "x"))
+    with pytest.raises(ValueError, match="--outcome-input must be one of latents, frame, got 'pixels'"):
+        train(config, command="pytest")
+    assert not (tmp_path / "x").exists()

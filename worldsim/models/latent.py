@@ -97,7 +97,8 @@ class LatentConfig:
     # Rods the decoder paints where the pose says, as soft lines: each [x_dim, sin_dim, cos_dim,
     # x_scale, x_offset, pivot_row, length, half_width] (`object_segments`; render pixels).
     # CartPole's decoder drew a pole past 20 degrees as a feathered smear even from its true
-    # latent (a thin line at any angle, from a grid of features): a map of the line is drawn sharp.
+    # latent (a thin line at any angle, from a grid of features); with the line's map it drew the
+    # fallen pole sharper (docs/experiments.md, session 23; not in the shipped model).
     drawn_segments: list[list[float]] = field(default_factory=list)
     # GRU dynamics only: each point's x and y move on by their last step's motion, and the GRU
     # predicts changes of that motion (a ball's bounces) rather than the motion itself. A GRU

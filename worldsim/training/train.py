@@ -41,6 +41,7 @@ from worldsim.evaluation.metrics import psnr
 from worldsim.models.checkpoint import save_checkpoint
 from worldsim.models.latent import (
     DYNAMICS_KINDS,
+    OUTCOME_INPUTS,
     LatentConfig,
     LatentWorldModel,
     composite,
@@ -235,6 +236,10 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
     stages = [stage.strip() for stage in config.stages.split(",") if stage.strip()]
     if unknown := sorted(set(stages) - set(STAGES)):
         raise ValueError(f"Unknown training stage(s) {unknown}; stages are {', '.join(STAGES)}.")
+    if config.outcome_input not in OUTCOME_INPUTS:  # said now, not after the other stages
+        raise ValueError(
+            f"--outcome-input must be one of {', '.join(OUTCOME_INPUTS)}, got {config.outcome_input!r}."
+        )
     for stage, steps in (("pixels", config.pixel_steps), ("outcome", config.outcome_steps)):
         if not steps and stage in stages:
             stages.remove(stage)
