@@ -376,10 +376,10 @@ def test_drawn_segments_paint_cartpoles_pole_where_the_simulator_draws_it(pushes
     spec = get_spec("cartpole")
     pose = {"pose_dims": 3, "pose_mean": [0.0] * 3, "pose_std": [1.0] * 3}
     config = LatentConfig.for_env(spec, latent_dim=8, drawn_segments=object_segments(spec), **pose)
-    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    env = gym.make("CartPole-v1", render_mode="rgb_array").unwrapped  # stepped on past its end
     env.reset(seed=3)
-    env.unwrapped.steps_beyond_terminated = 0  # stepping on past the end is what we want here
     for _ in range(pushes):
+        env.steps_beyond_terminated = None  # the pole falls on, as past an episode's end
         (x, _, angle, _), *_ = env.step(1)
     frame = preprocess(env.render(), spec)
     env.close()
