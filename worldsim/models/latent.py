@@ -949,8 +949,7 @@ class LatentWorldModel(PretrainedWorldModel):
         if every and state.age is not None:  # every N steps, go on from the frame last drawn
             due = (state.age > 0) & (state.age % every == 0)
             if torch.onnx.is_in_onnx_export() or bool(due.any()):  # a graph takes both ways
-                seen = self.seen_latent(self.render_float(state)) if state.seen is None else state.seen
-                state = replace(state, z=torch.where(due[:, None], seen, state.z))
+                state = replace(state, z=torch.where(due[:, None], self.seen(state), state.z))
         return self.dynamics.step(state, actions)
 
     def seen_latent(self, drawn: torch.Tensor) -> torch.Tensor:
@@ -958,9 +957,18 @@ class LatentWorldModel(PretrainedWorldModel):
         (in 8-bit colour): what the frames show, as the encoder reads any frame."""
         return self.encode((drawn * 255).round() / 255).float()
 
+    def seen(self, state: LatentState) -> torch.Tensor:
+        """`seen_latent` of the frame drawn from the state: kept on it where it was drawn already."""
+        return self.seen_latent(self.render_float(state)) if state.seen is None else state.seen
+
+    @property
+    def reads_frames(self) -> bool:
+        """Whether every step's outcome reads the frame drawn (so drawing it encodes it too)."""
+        return self.outcome_head is not None and self.config.outcome_input == "frame"
+
     def render(self, state: LatentState) -> torch.Tensor:
         drawn = self.render_float(state)
-        if self.outcome_head is not None and self.config.outcome_input == "frame":
+        if self.reads_frames:
             state.seen = self.seen_latent(drawn)  # drawn once: the outcome reads it from here
         return to_uint8(drawn)
 
@@ -977,7 +985,7 @@ class LatentWorldModel(PretrainedWorldModel):
         stepped = all(s.action is not None for s in states)
         action = torch.cat([s.action for s in states]) if stepped else None
         drawn = self.decode(z, ref_z, ref, action).clamp(0, 1)
-        if self.outcome_head is not None and self.config.outcome_input == "frame":
+        if self.reads_frames:
             for state, seen in zip(states, self.seen_latent(drawn).view(t, b, -1), strict=True):
                 state.seen = seen
         return to_uint8(drawn.view(t, b, *ref.shape[1:]))
@@ -995,9 +1003,7 @@ class LatentWorldModel(PretrainedWorldModel):
         if self.outcome_head is None:
             return super().outcome(state)
         prev_z = state.z if state.prev_z is None else state.prev_z
-        seen = None
-        if self.config.outcome_input == "frame":
-            seen = self.seen_latent(self.render_float(state)) if state.seen is None else state.seen
+        seen = self.seen(state) if self.reads_frames else None
         reward, ended = self.outcome_logits(prev_z, state.z, seen)
         return Outcome(reward=reward.float(), terminated=ended > 0)
 

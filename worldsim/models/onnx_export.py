@@ -102,8 +102,7 @@ class LatentStep(nn.Module):
         state = self.model.step(LatentState(**given, prev_z=given["z"]), action)
         drawn = self.model.render_float(state)
         frame = (drawn[0].permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8)  # (h, w, 3)
-        config = self.model.config
-        if config.reencode_every or (self.model.outcome_head is not None and config.outcome_input == "frame"):
+        if self.model.config.reencode_every or self.model.reads_frames:
             state.seen = self.model.seen_latent(drawn)  # encoded once, for both
         changed = tuple(getattr(state, name) for name in changing_parts(self.model))
         if self.model.outcome_head is None:

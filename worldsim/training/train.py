@@ -1067,7 +1067,7 @@ def redrawn_latents(
         with _autocast(config):
             z, z_ref = model.encode(frames).chunk(2)
             drawn = model.decode(z, z_ref, frames[len(index) :], incoming(index)).float().clamp(0, 1)
-            out.append(model.encode((drawn * 255).round() / 255).float())
+            out.append(model.seen_latent(drawn))
     return torch.cat(out)
 
 
@@ -1090,26 +1090,14 @@ def train_outcome_on_frames(
         index = np.sort(rng.choice(index, size=min(count, len(index)), replace=False))
         inputs = redrawn_latents(model, data, index, config, rng)
         frames[name] = (inputs, torch.from_numpy(index).to(config.device))
-    result = _fit_outcome(model, frames, rewards, ended, config, rng)
-    return {**result, "drawn_frames": {name: len(index) for name, (_, index) in frames.items()}}
-
-
-def _fit_outcome(model, frames: dict, rewards, ended, config: TrainConfig, rng) -> dict:
-    """The head fitted on fixed inputs: frames[split] = (inputs (N, Z), the frames' indices)."""
-    reward_scale = rewards.std().clamp_min(1e-3)
-    ends = float(ended.mean())
-    end_weight = torch.tensor(min(max((1 - ends) / max(ends, 1e-6), 1.0), 50.0), device=rewards.device)
+    loss = outcome_loss(rewards, ended)
     samples = config.dynamics_batch_size * config.unroll  # as many as a batch of windows
-
-    def loss_of(inputs, index):
-        reward, logit = model.outcome_head(inputs).unbind(dim=1)
-        reward_loss = F.mse_loss(reward / reward_scale, rewards[index] / reward_scale)
-        return reward_loss + F.binary_cross_entropy_with_logits(logit, ended[index], pos_weight=end_weight)
 
     def batch_loss() -> torch.Tensor:
         inputs, index = frames["train"]
         pick = torch.from_numpy(rng.integers(len(index), size=samples)).to(index.device)
-        return loss_of(inputs[pick], index[pick])
+        reward, logit = model.outcome_head(inputs[pick]).unbind(dim=1)
+        return loss(reward, logit, rewards[index[pick]], ended[index[pick]])
 
     @torch.no_grad()
     def evaluate() -> dict:
@@ -1117,6 +1105,26 @@ def _fit_outcome(model, frames: dict, rewards, ended, config: TrainConfig, rng) 
         reward, logit = model.outcome_head(inputs).unbind(dim=1)
         return _outcome_scores(reward, logit, rewards[index], ended[index])
 
+    result = _fit_outcome_head(model, batch_loss, evaluate, config, samples)
+    return {**result, "drawn_frames": {name: len(index) for name, (_, index) in frames.items()}}
+
+
+def outcome_loss(rewards: torch.Tensor, ended: torch.Tensor):
+    """The outcome head's loss over all the data's rewards and ends: (reward, logit, true reward,
+    true end) -> each step's reward regressed (scaled by the rewards' spread) plus episode end as
+    a binary label, weighted by how rare it is, since most frames are not ends."""
+    reward_scale = rewards.std().clamp_min(1e-3)
+    ends = float(ended.mean())
+    end_weight = torch.tensor(min(max((1 - ends) / max(ends, 1e-6), 1.0), 50.0), device=rewards.device)
+
+    def loss(reward, logit, true_reward, true_end) -> torch.Tensor:
+        reward_loss = F.mse_loss(reward / reward_scale, true_reward / reward_scale)
+        return reward_loss + F.binary_cross_entropy_with_logits(logit, true_end, pos_weight=end_weight)
+
+    return loss
+
+
+def _fit_outcome_head(model, batch_loss, evaluate, config: TrainConfig, samples_per_step: int) -> dict:
     return fit(
         "outcome",
         [{"params": list(model.outcome_head.parameters())}],
@@ -1124,7 +1132,7 @@ def _fit_outcome(model, frames: dict, rewards, ended, config: TrainConfig, rng) 
         evaluate,
         steps=config.outcome_steps,
         lr=config.outcome_lr,
-        samples_per_step=samples,
+        samples_per_step=samples_per_step,
         val_every=config.val_every,
     )
 
@@ -1149,15 +1157,11 @@ def train_outcome(
     config: TrainConfig,
     rng: np.random.Generator,
 ) -> dict:
-    """Stage 4: the reward and episode-end head, on the frozen dynamics' open-loop predictions.
-
-    Each step's reward is regressed (scaled by the rewards' spread); episode end is a binary
-    label, weighted by how rare it is, since most frames are not ends."""
+    """Stage 4: the reward and episode-end head, on the frozen dynamics' open-loop predictions
+    (`outcome_loss`)."""
     windows = Windows(data, latents, train_eps, val_eps, config, rng)
     rewards, ended = outcome_targets(data, latents.device)
-    reward_scale = rewards.std().clamp_min(1e-3)
-    ends = float(ended.mean())
-    end_weight = torch.tensor(min(max((1 - ends) / max(ends, 1e-6), 1.0), 50.0), device=latents.device)
+    loss = outcome_loss(rewards, ended)
     steps = torch.arange(config.unroll)
 
     def predictions(anchors, context, window_actions, past):
@@ -1170,9 +1174,7 @@ def train_outcome(
 
     def batch_loss() -> torch.Tensor:
         anchors, context, window_actions, _, past = windows.sample(config.dynamics_batch_size, config, rng)
-        reward, logit, true_reward, true_end = predictions(anchors, context, window_actions, past)
-        reward_loss = F.mse_loss(reward / reward_scale, true_reward / reward_scale)
-        return reward_loss + F.binary_cross_entropy_with_logits(logit, true_end, pos_weight=end_weight)
+        return loss(*predictions(anchors, context, window_actions, past))
 
     @torch.no_grad()
     def evaluate() -> dict:
@@ -1180,13 +1182,4 @@ def train_outcome(
         reward, logit, true_reward, true_end = predictions(windows.val_anchors, context, window_actions, past)
         return _outcome_scores(reward, logit, true_reward, true_end)
 
-    return fit(
-        "outcome",
-        [{"params": list(model.outcome_head.parameters())}],
-        batch_loss,
-        evaluate,
-        steps=config.outcome_steps,
-        lr=config.outcome_lr,
-        samples_per_step=config.dynamics_batch_size,
-        val_every=config.val_every,
-    )
+    return _fit_outcome_head(model, batch_loss, evaluate, config, config.dynamics_batch_size)
