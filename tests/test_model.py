@@ -665,3 +665,42 @@ def test_the_actions_played_into_the_start_set_the_dynamics_state_where_known(en
         assert video.frames.shape[:2] == (2, 4)
     with pytest.raises(ValueError, match="past_actions needs the GRU"):
         LatentConfig.for_env(spec, dynamics="state", past_actions=2)
+
+
+@torch.no_grad()
+def test_a_point_memory_moves_the_ball_in_its_zone_as_the_nearest_remembered_step_did(tmp_path):
+    """Point memory: where the ball is in view at or past the zone's edge and a remembered step's
+    key lies within reach, the ball moves as that step's did and carries that motion on; out of
+    view, with the paddle far, or in training, the GRU's own motion stands. Saved and loaded
+    with the weights."""
+    config = LatentConfig.for_env(
+        get_spec("pong"), latent_dim=8, hidden_dim=16, point_momentum=True, **BALL_POSE
+    )
+    # One remembered return: the ball at (138, 124) moving (+4, +8), 8 px above the paddle's row
+    # after the step, the row still; it then moved (-2, 0).
+    memory = {"row_dim": 0, "x_low": 126.0, "max_distance": 6.0}
+    model = LatentWorldModel(config).with_point_memory(
+        memory, torch.tensor([[138.0, 124.0, 4.0, 8.0, -8.0, 0.0]]), torch.tensor([[-2.0, 0.0]])
+    )
+    save_checkpoint(model, tmp_path / "memory")
+    model = load(tmp_path / "memory")
+    assert model.config.point_memory == {**memory, "entries": 1}
+    dynamics = model.dynamics.eval()
+    dynamics.delta[-1].weight.zero_()
+    dynamics.delta[-1].bias.zero_()
+
+    def ball_after(steps: int, paddle: float = 132.0, seen: float = 1.0) -> list[float]:
+        context = torch.zeros(1, 2, 8)
+        context[0, :, 0], context[0, :, 3] = paddle, seen
+        context[0, :, 2], context[0, :, 4] = torch.tensor([134.0, 138.0]), torch.tensor([116.0, 124.0])
+        state = dynamics.start(context)
+        for _ in range(steps):
+            state = dynamics.step(state, torch.zeros(1, dtype=torch.int64))
+        return [round(float(state.z[0, 2]), 3), round(float(state.z[0, 4]), 3)]
+
+    assert ball_after(1) == [136.0, 124.0]  # returned as remembered
+    assert ball_after(2) == [134.0, 124.0]  # nothing near now: the remembered motion carries on
+    assert ball_after(1, paddle=160.0) == [142.0, 132.0]  # the paddle far: no return
+    assert ball_after(1, seen=0.0) == [142.0, 132.0]
+    dynamics.train()
+    assert ball_after(1) == [142.0, 132.0]

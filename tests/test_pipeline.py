@@ -44,6 +44,27 @@ def test_collection_resumes_by_skipping_written_shards(tiny_data):
     assert before == after
 
 
+@pytest.mark.slow  # a collection
+def test_collection_takes_the_policies_and_episode_length_it_is_given(tmp_path):
+    from worldsim.data.collect import CollectConfig, collect
+
+    config = CollectConfig(
+        env="cartpole",
+        out=str(tmp_path),
+        episodes=2,
+        shard_episodes=2,
+        policies="balance:1",
+        episode_steps=30,
+    )
+    assert config.spec().collect_policies == (("balance", 1.0),) and config.spec().episode_steps == 30
+    collect(config)
+    data = load_episodes(tmp_path, get_spec("cartpole"))
+    # A balancer keeps the pole up past random play's ~20 steps; the episodes stop at 30.
+    assert set(data.policies) == {"balance"} and data.episode_lengths.tolist() == [31, 31]
+    with pytest.raises(ValueError, match="--policies takes name:weight pairs.*got 'balanse:1'"):
+        CollectConfig(env="cartpole", policies="random:1,balanse:1")
+
+
 @pytest.mark.slow  # a collection and a training
 def test_tiny_training_writes_a_loadable_checkpoint(tiny_checkpoint, start_frame):
     files = {p.name for p in tiny_checkpoint.iterdir()}

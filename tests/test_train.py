@@ -377,3 +377,53 @@ def test_an_unknown_outcome_input_is_refused_before_any_training(tiny_data, tmp_
     with pytest.raises(ValueError, match="--outcome-input must be one of latents, frame, got 'pixels'"):
         train(config, command="pytest")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_point_memory_is_refused_before_any_training_where_no_ball_or_row_is_read(tiny_data, tmp_path):
+    from worldsim.envs.builtin import get_spec
+    from worldsim.envs.objects import point_memory
+    from worldsim.training.train import TrainConfig, train
+
+    config = TrainConfig(
+        env="cartpole", data=str(tiny_data), point_memory="paddle_y 126 6", out=str(tmp_path / "x")
+    )
+    with pytest.raises(
+        ValueError, match="cartpole needs a ball read as a point and a row reading named 'paddle_y'"
+    ):
+        train(config, command="pytest")
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ValueError, match="takes 'row_reading x_low max_distance'"):
+        point_memory(get_spec("pong"), "paddle_y 126")
+    assert point_memory(get_spec("pong"), "paddle_y 126 6") == {
+        "row_dim": 0,
+        "x_low": 126.0,
+        "max_distance": 6.0,
+    }
+    assert point_memory(get_spec("pong"), "") == {}
+
+
+def test_a_point_memorys_entries_are_the_steps_in_the_zone_with_the_ball_in_view_around_them():
+    """Keys in render pixels: the ball's place, its motion into the step, its offset from the
+    paddle's row after the step and the row's move; the value is the ball's move. Only steps with
+    the ball in view before, at and after them, at or past the zone's edge, within an episode."""
+    from types import SimpleNamespace
+
+    from worldsim.envs.builtin import get_spec
+    from worldsim.models.latent import LatentConfig
+    from worldsim.training.train import memory_entries
+
+    pose = {"pose_dims": 6, "pose_mean": [100.0] * 6, "pose_std": [2.0] * 6, "points": [[2, 4, 3]]}
+    config = LatentConfig.for_env(get_spec("pong"), latent_dim=8, point_momentum=True, **pose)
+    raw = np.zeros((10, 6))
+    raw[:, 2] = [120, 124, 128, 132, 136, 134, 130, 126, 122, 118]  # the ball's x: returned at step 4
+    raw[:, 4] = 50 + 2 * np.arange(10)
+    raw[:, 0] = 60 - np.arange(10)  # the paddle's row, moving up 1 px a step
+    raw[:, 3] = 1.0
+    raw[6, 3] = 0.0  # the ball unseen at frame 6
+    data = SimpleNamespace(episode_starts=np.array([0, 5]), episode_lengths=np.array([5, 5]))
+    poses = torch.from_numpy((raw - 100.0) / 2.0)
+    keys, moves = memory_entries(config, poses, data, np.array([0, 1]), {"row_dim": 0, "x_low": 126.0})
+    # Episode 0 (frames 0-4): steps 2 and 3 (x >= 126, in view around them); step 1 is at x 124.
+    # Episode 1 (frames 5-9): step 7 has frame 6 unseen before it, steps 6 and 8 fail the zone or view.
+    assert keys.tolist() == [[128, 54, 4, 2, 54 - 57, -1], [132, 56, 4, 2, 56 - 56, -1]]
+    assert moves.tolist() == [[4, 2], [4, 2]]

@@ -208,13 +208,47 @@ class CollectConfig:
     num_envs: int = 2  # sub-environments in the async vector env (one per core)
     seed: int = 0  # with num_envs, fixes every shard's content
     source: str = ""  # hf://datasets/owner/name: fetch its episodes into shards instead of simulating
+    # Which policies play the episodes, "name:weight,..." (default: the spec's collect_policies),
+    # e.g. "random:0.5,balance:0.5" for a CartPole with more falls from rest.
+    policies: str = ""
+    # Steps per episode at most (default: the spec's episode_steps; 0: until the game ends). Short
+    # episodes gather many openings: every Pong game starts with the same serve, which random keys
+    # return about one time in seven, and a return's angle hangs on a pixel of the paddle.
+    episode_steps: int = -1
 
     def __post_init__(self):
         if self.action_names and not self.env_id:
             raise ValueError("--action-names renames a derived environment's actions: use it with --env-id.")
+        self.policy_weights()  # refused now, not after the environment started
+
+    def policy_weights(self) -> tuple[tuple[str, float], ...] | None:
+        """`policies` parsed into (name, weight) pairs; None where it is empty."""
+        if not self.policies.strip():
+            return None
+        pairs = []
+        for item in self.policies.split(","):
+            name, _, weight = item.strip().partition(":")
+            try:
+                value = float(weight or 1)
+            except ValueError:
+                value = -1.0
+            if name not in POLICIES or value <= 0:
+                raise ValueError(
+                    f"--policies takes name:weight pairs, comma-separated, with a positive weight and "
+                    f"a name among {', '.join(POLICIES)}; got {item.strip()!r}."
+                )
+            pairs.append((name, value))
+        return tuple(pairs)
 
     def spec(self) -> EnvSpec:
-        """The environment: derived from the gymnasium id, or the built-in one."""
+        """The environment: derived from the gymnasium id, or the built-in one, with `policies`."""
+        spec = self._env_spec()
+        weights = self.policy_weights()
+        if weights is not None:
+            spec = replace(spec, collect_policies=weights)
+        return spec if self.episode_steps < 0 else replace(spec, episode_steps=self.episode_steps)
+
+    def _env_spec(self) -> EnvSpec:
         if not self.env_id:
             return get_spec(self.env)
         names = tuple(n.strip() for n in self.action_names.split(",") if n.strip())

@@ -325,6 +325,28 @@ def drawn_rows(spec: EnvSpec, text: str) -> list[list[float]]:
     return rows
 
 
+def point_memory(spec: EnvSpec, text: str) -> dict:
+    """`train --point-memory` ("paddle_y 126 6": the row reading that keys it, the zone's x edge
+    in render pixels, the farthest key distance used) -> LatentConfig.point_memory without its
+    size; {} for "". A ValueError says what is accepted."""
+    if not text.strip():
+        return {}
+    try:
+        name, x_low, max_distance = text.split()
+        numbers = float(x_low), float(max_distance)
+    except ValueError:
+        raise ValueError(
+            "--point-memory takes 'row_reading x_low max_distance', e.g. 'paddle_y 126 6'."
+        ) from None
+    column = pose_columns(spec)
+    if name not in column or not object_points(spec):
+        raise ValueError(
+            f"--point-memory: {spec.name} needs a ball read as a point and a row reading named "
+            f"{name!r}; its readings are {list(column)}."
+        )
+    return {"row_dim": column[name], "x_low": numbers[0], "max_distance": numbers[1]}
+
+
 def object_errors(pred: dict[str, np.ndarray], true: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Absolute error per key and frame; NaN where either frame lacks the object."""
     errors = {}

@@ -72,12 +72,18 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
             + ", ".join(f"{s} {training[s]['minutes']:.1f}" for s in stages)
             + ").",
             "- Throughput (samples/s): "
-            + ", ".join(f"{s} {training[s]['samples_per_second']:.0f}" for s in stages)
+            + ", ".join(f"{s} {training[s]['samples_per_second']:.0f}" for s in stages if s != "memory")
             + f" (frames for the autoencoder{' and the outcome head' if reads_frame else ''}, "
             "windows for the others).",
         ]
         if training.get("note"):
             lines.append(f"- Note: {training['note']}")
+        if training.get("memory"):
+            lines.append(
+                f"- Point memory (memory stage): {training['memory']['entries']:,} steps of the training "
+                "episodes with the ball in the paddle's zone; in a dream the ball there moves as the "
+                "nearest of them did."
+            )
         if training.get("autoencoder", {}).get("validation"):
             last = training["autoencoder"]["validation"][-1]
             lines.append(f"- Validation: autoencoder reconstruction PSNR {last['psnr']:.2f} dB.")

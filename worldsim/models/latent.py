@@ -44,7 +44,7 @@ from worldsim.models.base import (
     to_uint8,
 )
 
-CONFIG_FORMAT_VERSION = 13
+CONFIG_FORMAT_VERSION = 14
 OUTCOME_INPUTS = ("latents", "frame")
 
 
@@ -157,6 +157,14 @@ class LatentConfig:
     # Not for every model: Pong's ball motion, carried beside the latent, no longer matched its
     # re-encoded place (ball recall 0.70 -> 0.49 with N = 40).
     reencode_every: int = 0
+    # GRU with point momentum: where the (first) point is at or past a zone's edge (Pong's ball
+    # at the player's paddle), its next motion is the one the nearest such moment of the training
+    # data made, looked up at inference in a memory of the object readers' positions (ball place
+    # and motion, its offset from the paddle's row after the step, the row's move). Empty: off;
+    # else "x_low" (render px), "row_dim" (pose dim of the row reading), "max_distance" (px,
+    # summed over the key; farther, the GRU's own motion stands) and "entries" (the memory's size).
+    # A GRU whose speed head never learnt a return left the ball running through the paddle.
+    point_memory: dict = field(default_factory=dict)
 
     @property
     def height(self) -> int:
@@ -320,6 +328,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     10: lambda data: data,  # 11 added drawn_rows (none)
     11: lambda data: data,  # 12 added past_actions (none)
     12: lambda data: data,  # 13 added outcome_input ("latents"), reencode_every (0), drawn_segments (none)
+    13: lambda data: data,  # 14 added point_memory (off)
 }
 
 
@@ -575,6 +584,13 @@ def speed_table(config: LatentConfig) -> dict[str, torch.Tensor]:
     return table
 
 
+# A point memory's key, in render pixels: the point's x and y, its motion into the step in x and
+# y, its y minus the row's after the step, and the row's move in the step. The row's move counts
+# half: a paddle's motion shapes a return less than where on it the ball lands.
+MEMORY_KEY_SIZE = 6
+MEMORY_KEY_WEIGHTS = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 0.5])
+
+
 class LatentDynamics(nn.Module):
     """GRU over latents: K context latents -> h; (z_t, a_t, h_t) -> (z_{t+1}, h_{t+1}).
 
@@ -634,6 +650,21 @@ class LatentDynamics(nn.Module):
             # padded classes (an axis with fewer speeds) are never picked
             self.register_buffer("speed_mask", F.pad((codes == _NO_SPEED) * -1e4, (0, 1)), persistent=False)
             self.register_buffer("speed_onto", F.one_hot(axes, z).float(), persistent=False)  # (D, Z)
+        self.memory = dict(config.point_memory)
+        if self.memory:  # the entries are weights (saved), filled by `with_point_memory`
+            entries = int(self.memory["entries"])
+            self.register_buffer("memory_keys", torch.zeros(entries, MEMORY_KEY_SIZE))
+            self.register_buffer("memory_moves", torch.zeros(entries, 2))
+            self.register_buffer("memory_weights", MEMORY_KEY_WEIGHTS.clone(), persistent=False)
+            x_dim, y_dim, seen_dim = config.points[0]
+            dims = [x_dim, y_dim, seen_dim, int(self.memory["row_dim"])]
+            self.memory_dims = dims
+            self.register_buffer(
+                "memory_mean", torch.tensor([config.pose_mean[d] for d in dims]), persistent=False
+            )
+            self.register_buffer(
+                "memory_std", torch.tensor([config.pose_std[d] for d in dims]), persistent=False
+            )
 
     def start(
         self, context: torch.Tensor, noise: torch.Tensor | None = None, past: torch.Tensor | None = None
@@ -716,7 +747,32 @@ class LatentDynamics(nn.Module):
             motion = motion + (torch.where(picked, code, own) - own) @ self.speed_onto
         motion = self.snap(motion, state.z)
         z = state.z + (1 - self.moving) * delta + motion
+        if self.memory and not self.training:
+            z, motion = self.recall(state.z, carried, z, motion)
         return state.next(z=z, h=torch.cat([hidden, motion], dim=1), action=actions), heads
+
+    def recall(
+        self, z: torch.Tensor, carried: torch.Tensor, z_next: torch.Tensor, motion: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Point memory (LatentConfig.point_memory): from latent `z` with the motion `carried`
+        into it, where the point is in view in the zone and a remembered moment lies within reach,
+        the step's result `z_next` and its `motion` (B, Z) with the point moved as that moment's
+        ball moved."""
+        x_dim, y_dim, seen_dim, row_dim = self.memory_dims
+        mean, std = self.memory_mean, self.memory_std
+        x, y, seen, row = (z[:, [x_dim, y_dim, seen_dim, row_dim]] * std + mean).unbind(1)
+        row_next = z_next[:, row_dim] * std[3] + mean[3]
+        vx, vy = carried[:, x_dim] * std[0], carried[:, y_dim] * std[1]
+        key = torch.stack([x, y, vx, vy, y - row_next, row_next - row], dim=1)
+        distance = ((key[:, None] - self.memory_keys).abs() * self.memory_weights).sum(dim=2)
+        nearest, index = distance.min(dim=1)
+        use = (x >= self.memory["x_low"]) & (seen > 0.5) & (nearest < self.memory["max_distance"])
+        move = self.memory_moves[index] / std[:2]  # (B, 2) normalised
+        z_next, motion = z_next.clone(), motion.clone()
+        for column, dim in enumerate((x_dim, y_dim)):
+            z_next[:, dim] = torch.where(use, z[:, dim] + move[:, column], z_next[:, dim])
+            motion[:, dim] = torch.where(use, move[:, column], motion[:, dim])
+        return z_next, motion
 
     def snap(self, motion: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """(B, Z) motions -> the same, where a point is in view in `z` (the latent it moves from)
@@ -862,6 +918,21 @@ class LatentWorldModel(PretrainedWorldModel):
         )
         model = LatentWorldModel(config).to(self.device)
         model.encoder, model.decoder, model.outcome_head = self.encoder, self.decoder, self.outcome_head
+        return model
+
+    def with_point_memory(self, memory: dict, keys: torch.Tensor, moves: torch.Tensor) -> LatentWorldModel:
+        """This model with a point memory (LatentConfig.point_memory: `memory` without its size)
+        of `keys` (M, MEMORY_KEY_SIZE) and the point's `moves` (M, 2) in render pixels."""
+        config = replace(self.config, point_memory={**memory, "entries": len(keys)})
+        model = LatentWorldModel(config).to(self.device)
+        weights = {k: v for k, v in self.state_dict().items() if not k.startswith("dynamics.memory_")}
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        assert not unexpected and all(k.startswith("dynamics.memory_") for k in missing), (
+            missing,
+            unexpected,
+        )
+        model.dynamics.memory_keys.copy_(keys)
+        model.dynamics.memory_moves.copy_(moves)
         return model
 
     def with_outcome_head(self, outcome_input: str = "latents") -> LatentWorldModel:

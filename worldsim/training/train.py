@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from worldsim.data.collect import EpisodeData, read_spec
 from worldsim.data.dataset import load_any_episodes
 from worldsim.envs.builtin import get_spec
-from worldsim.envs.objects import drawn_rows, object_points, object_pose, object_segments
+from worldsim.envs.objects import drawn_rows, object_points, object_pose, object_segments, point_memory
 from worldsim.envs.spec import EnvSpec, spec_name
 from worldsim.evaluation.familiarity import calibrate, save_calibration
 from worldsim.evaluation.metrics import psnr
@@ -53,7 +53,7 @@ from worldsim.models.latent import (
 )
 from worldsim.models.registry import load
 
-STAGES = ("autoencoder", "dynamics", "pixels", "outcome")
+STAGES = ("autoencoder", "dynamics", "pixels", "memory", "outcome")
 
 
 @dataclass
@@ -144,6 +144,9 @@ class TrainConfig:
     # Dreams re-encode their latent from the frame they draw every N steps (LatentConfig; GRU
     # dynamics; 0: never). It changes no weights: a continued run sets it anew.
     reencode_every: int = 0
+    # stage "memory" (after the dynamics; seconds): a point memory of the training episodes'
+    # readings, "row_reading x_low max_distance" (LatentConfig.point_memory; "" skips the stage).
+    point_memory: str = ""
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
     # One frame cannot show velocity, so from one frame the dynamics learn the velocity their
@@ -240,13 +243,17 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         raise ValueError(
             f"--outcome-input must be one of {', '.join(OUTCOME_INPUTS)}, got {config.outcome_input!r}."
         )
-    for stage, steps in (("pixels", config.pixel_steps), ("outcome", config.outcome_steps)):
-        if not steps and stage in stages:
+    memory = point_memory(spec, config.point_memory)  # refused now, not after the other stages
+    skipped = {
+        "pixels": "--pixel-steps is 0" if not config.pixel_steps else "",
+        "memory": "--point-memory is empty" if not memory else "",
+        "outcome": "--outcome-steps is 0" if not config.outcome_steps else "",
+    }
+    for stage, why in skipped.items():
+        if why and stage in stages:
             stages.remove(stage)
             if not stages:
-                raise ValueError(
-                    f"Nothing to train: the {stage} stage runs --{stage}-steps steps, and that is 0."
-                )
+                raise ValueError(f"Nothing to train: the {stage} stage is skipped where {why}.")
     data = load_any_episodes(config.data, spec)
     train_eps, val_eps = split_episodes(data.num_episodes, config.val_fraction, rng)
     if rank:  # every rank holds the same split and initial weights, and draws its own batches
@@ -313,7 +320,8 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             train_frames = np.concatenate([_episode_indices(data, e) for e in train_eps])
             result = train_autoencoder(model, data, poses, train_frames, val_eps, config, rng)
         else:
-            if latents is None and not (stage == "outcome" and config.outcome_input == "frame"):
+            reads_latents = stage != "memory" and not (stage == "outcome" and config.outcome_input == "frame")
+            if latents is None and reads_latents:
                 latents = encode_all(model, data.frames, config)
             if stage == "dynamics":  # new dynamics, from scratch
                 model = model.with_dynamics(
@@ -326,7 +334,13 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     config.speed_mlp,
                     config.past_actions,
                 )
-            if stage == "outcome":
+            if stage == "memory":
+                if model.config.dynamics != "gru" or not model.config.point_momentum:
+                    raise ValueError("--point-memory needs GRU dynamics with --point-momentum.")
+                keys, moves = memory_entries(model.config, poses, data, train_eps, memory)
+                model = model.with_point_memory(memory, keys, moves)
+                result = {"entries": len(keys)}
+            elif stage == "outcome":
                 if model.outcome_head is None or model.config.outcome_input != config.outcome_input:
                     model = model.with_outcome_head(config.outcome_input)
                 if config.outcome_input == "frame":
@@ -830,6 +844,35 @@ def train_dynamics(
         )
     finally:
         model.decoder.requires_grad_(True)
+
+
+def memory_entries(
+    config: LatentConfig, poses: torch.Tensor, data: EpisodeData, episodes: np.ndarray, memory: dict
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A point memory's entries (LatentDynamics.recall), from the readers' positions `poses`
+    (normalised, (N, pose_dims)) in `episodes`: every step t -> t+1 where the first point is in
+    view at t-1, t and t+1 and at t at or past the zone's edge: its key (MEMORY_KEY_SIZE, render
+    pixels) and the point's move in x and y."""
+    x_dim, y_dim, seen_dim = config.points[0]
+    row_dim = memory["row_dim"]
+    raw = poses.cpu().numpy() * np.array(config.pose_std) + np.array(config.pose_mean)
+    steps = np.concatenate([_episode_indices(data, e)[1:-1] for e in episodes])
+    seen = raw[:, seen_dim] > 0.5
+    steps = steps[seen[steps - 1] & seen[steps] & seen[steps + 1] & (raw[steps, x_dim] >= memory["x_low"])]
+    now, before, after = raw[steps], raw[steps - 1], raw[steps + 1]
+    keys = np.stack(
+        [
+            now[:, x_dim],
+            now[:, y_dim],
+            now[:, x_dim] - before[:, x_dim],
+            now[:, y_dim] - before[:, y_dim],
+            now[:, y_dim] - after[:, row_dim],
+            after[:, row_dim] - now[:, row_dim],
+        ],
+        axis=1,
+    )
+    moves = after[:, [x_dim, y_dim]] - now[:, [x_dim, y_dim]]
+    return torch.from_numpy(keys.astype(np.float32)), torch.from_numpy(moves.astype(np.float32))
 
 
 def point_weights(
