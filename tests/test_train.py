@@ -392,6 +392,11 @@ def test_a_point_memory_is_refused_before_any_training_where_no_ball_or_row_is_r
     ):
         train(config, command="pytest")
     assert not (tmp_path / "x").exists()
+    pong = TrainConfig(
+        env="pong", data=str(tmp_path / "none"), point_memory="paddle_y 126 6", point_momentum=False
+    )
+    with pytest.raises(ValueError, match="--point-memory needs GRU dynamics with --point-momentum"):
+        train(pong, command="pytest")
     with pytest.raises(ValueError, match="takes 'row_reading x_low max_distance'"):
         point_memory(get_spec("pong"), "paddle_y 126")
     assert point_memory(get_spec("pong"), "paddle_y 126 6") == {

@@ -244,6 +244,8 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             f"--outcome-input must be one of {', '.join(OUTCOME_INPUTS)}, got {config.outcome_input!r}."
         )
     memory = point_memory(spec, config.point_memory)  # refused now, not after the other stages
+    if memory and "dynamics" in stages and not (config.point_momentum and config.dynamics != "state"):
+        raise ValueError("--point-memory needs GRU dynamics with --point-momentum.")
     skipped = {
         "pixels": "--pixel-steps is 0" if not config.pixel_steps else "",
         "memory": "--point-memory is empty" if not memory else "",
