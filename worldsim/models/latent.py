@@ -591,6 +591,20 @@ MEMORY_KEY_SIZE = 6
 MEMORY_KEY_WEIGHTS = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 0.5])
 
 
+def memory_key(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    vx: torch.Tensor,
+    vy: torch.Tensor,
+    row: torch.Tensor,
+    row_next: torch.Tensor,
+) -> torch.Tensor:
+    """(N, MEMORY_KEY_SIZE) point memory keys from (N,) render-pixel readings: the point's place
+    and its motion into the step, the row now and after the step. Training stores them, a dream
+    looks them up."""
+    return torch.stack([x, y, vx, vy, y - row_next, row_next - row], dim=1)
+
+
 class LatentDynamics(nn.Module):
     """GRU over latents: K context latents -> h; (z_t, a_t, h_t) -> (z_{t+1}, h_{t+1}).
 
@@ -761,12 +775,15 @@ class LatentDynamics(nn.Module):
         x_dim, y_dim, seen_dim, row_dim = self.memory_dims
         mean, std = self.memory_mean, self.memory_std
         x, y, seen, row = (z[:, [x_dim, y_dim, seen_dim, row_dim]] * std + mean).unbind(1)
+        in_zone = (x >= self.memory["x_low"]) & (seen > 0.5)
+        if not torch.onnx.is_in_onnx_export() and not bool(in_zone.any()):  # most steps: no lookup
+            return z_next, motion
         row_next = z_next[:, row_dim] * std[3] + mean[3]
         vx, vy = carried[:, x_dim] * std[0], carried[:, y_dim] * std[1]
-        key = torch.stack([x, y, vx, vy, y - row_next, row_next - row], dim=1)
+        key = memory_key(x, y, vx, vy, row, row_next)
         distance = ((key[:, None] - self.memory_keys).abs() * self.memory_weights).sum(dim=2)
         nearest, index = distance.min(dim=1)
-        use = (x >= self.memory["x_low"]) & (seen > 0.5) & (nearest < self.memory["max_distance"])
+        use = in_zone & (nearest < self.memory["max_distance"])
         move = self.memory_moves[index] / std[:2]  # (B, 2) normalised
         z_next, motion = z_next.clone(), motion.clone()
         for column, dim in enumerate((x_dim, y_dim)):

@@ -46,6 +46,7 @@ from worldsim.models.latent import (
     LatentWorldModel,
     composite,
     embed_actions,
+    memory_key,
     point_pixel_units,
     pose_loss,
     to_float,
@@ -857,24 +858,17 @@ def memory_entries(
     pixels) and the point's move in x and y."""
     x_dim, y_dim, seen_dim = config.points[0]
     row_dim = memory["row_dim"]
-    raw = poses.cpu().numpy() * np.array(config.pose_std) + np.array(config.pose_mean)
-    steps = np.concatenate([_episode_indices(data, e)[1:-1] for e in episodes])
+    raw = poses.cpu().double() * torch.tensor(config.pose_std) + torch.tensor(config.pose_mean)
+    steps = torch.from_numpy(np.concatenate([_episode_indices(data, e)[1:-1] for e in episodes]))
     seen = raw[:, seen_dim] > 0.5
     steps = steps[seen[steps - 1] & seen[steps] & seen[steps + 1] & (raw[steps, x_dim] >= memory["x_low"])]
     now, before, after = raw[steps], raw[steps - 1], raw[steps + 1]
-    keys = np.stack(
-        [
-            now[:, x_dim],
-            now[:, y_dim],
-            now[:, x_dim] - before[:, x_dim],
-            now[:, y_dim] - before[:, y_dim],
-            now[:, y_dim] - after[:, row_dim],
-            after[:, row_dim] - now[:, row_dim],
-        ],
-        axis=1,
+    motion = now - before
+    keys = memory_key(
+        now[:, x_dim], now[:, y_dim], motion[:, x_dim], motion[:, y_dim], now[:, row_dim], after[:, row_dim]
     )
     moves = after[:, [x_dim, y_dim]] - now[:, [x_dim, y_dim]]
-    return torch.from_numpy(keys.astype(np.float32)), torch.from_numpy(moves.astype(np.float32))
+    return keys.float(), moves.float()
 
 
 def point_weights(
