@@ -704,3 +704,47 @@ def test_a_point_memory_moves_the_ball_in_its_zone_as_the_nearest_remembered_ste
     assert ball_after(1, seen=0.0) == [142.0, 132.0]
     dynamics.train()
     assert ball_after(1) == [142.0, 132.0]
+
+
+@torch.no_grad()
+def test_a_row_memory_steps_the_row_as_its_table_says_once_it_knows_the_last_actions(tmp_path):
+    """Row memory: with the last N action groups known and an entry of that history within reach
+    of the row's last move and place, the row moves as the entry says (the GRU's own row
+    otherwise, and in training); actions in one group key alike. Saved and loaded with the weights,
+    and the history travels in the state h."""
+    from worldsim.models.latent import action_history_code
+
+    config = LatentConfig.for_env(get_spec("pong"), latent_dim=8, hidden_dim=16, **BALL_POSE)
+    # pong's actions: noop, fire, right, left, rightfire, leftfire -> groups 0 0 1 2 1 2
+    memory = {"row_dim": 0, "actions": 2, "groups": [0, 0, 1, 2, 1, 2]}
+    right_right = action_history_code(torch.tensor([[1.0, 1.0]]), 3)  # 1 * 3 + 1
+    assert right_right.tolist() == [4.0]
+    # After two "right"s, a row that last moved -4 at 100 px moves -8; at 40 px (the edge) only -2.
+    codes, keys = torch.tensor([4.0, 4.0]), torch.tensor([[-4.0, 100.0], [-4.0, 40.0]])
+    model = LatentWorldModel(config).with_row_memory(memory, codes, keys, torch.tensor([-8.0, -2.0]))
+    save_checkpoint(model, tmp_path / "rows")
+    model = load(tmp_path / "rows")
+    assert model.config.row_memory == {**memory, "entries": 2}
+    dynamics = model.dynamics.eval()
+    dynamics.delta[-1].weight.zero_()
+    dynamics.delta[-1].bias.zero_()  # the GRU's own row stands still
+
+    def row_after(played: list[int], past: list[int] | None, rows=(104.0, 100.0)) -> float:
+        context = torch.zeros(1, 2, 8)
+        context[0, :, 0], context[0, :, 1] = torch.tensor(rows), 1.0
+        state = dynamics.start(context, past=None if past is None else torch.tensor([past]))
+        assert state.h.shape == (1, 16 + 1 + 2)  # hidden, the row before, two action groups
+        for action in played:
+            state = dynamics.step(state, torch.tensor([action]))
+        return round(float(state.z[0, 0]), 3)
+
+    assert row_after([2], past=[3, 2]) == 92.0  # right after right: the table's -8
+    assert row_after([4], past=[0, 4]) == 92.0  # rightfire moves it as right does
+    assert row_after([2], past=[2, 3]) == 100.0  # left, then right: no entry for that history
+    assert row_after([0], past=[0, 2]) == 100.0  # right, then noop
+    assert row_after([4], past=[0, 2], rows=(44.0, 40.0)) == 38.0  # at the edge: the other entry
+    assert row_after([2], past=None) == 100.0  # the actions before the start unknown: the GRU
+    assert row_after([2, 2], past=None) == 100.0  # the first step's row had not moved: no entry
+    assert row_after([2], past=[2, 2], rows=(110.0, 100.0)) == 100.0  # last move -10: out of reach
+    dynamics.train()
+    assert row_after([2], past=[3, 2]) == 100.0

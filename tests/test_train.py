@@ -432,3 +432,69 @@ def test_a_point_memorys_entries_are_the_steps_in_the_zone_with_the_ball_in_view
     # Episode 1 (frames 5-9): step 7 has frame 6 unseen before it, steps 6 and 8 fail the zone or view.
     assert keys.tolist() == [[128, 54, 4, 2, 54 - 57, -1], [132, 56, 4, 2, 56 - 56, -1]]
     assert moves.tolist() == [[4, 2], [4, 2]]
+
+
+def test_a_row_memory_names_a_row_reading_and_groups_of_the_environments_actions():
+    from worldsim.envs.builtin import get_spec
+    from worldsim.envs.objects import row_memory
+
+    pong = get_spec("pong")
+    assert row_memory(pong, "paddle_y 4 noop,fire right,rightfire left,leftfire") == {
+        "row_dim": 0,
+        "actions": 4,
+        "groups": [0, 0, 1, 2, 1, 2],
+    }
+    assert row_memory(pong, "opponent_y 2") == {"row_dim": 6, "actions": 2, "groups": [0, 1, 2, 3, 4, 5]}
+    assert row_memory(pong, "") == {}
+    with pytest.raises(ValueError, match="takes 'row_reading actions"):
+        row_memory(pong, "paddle_y")
+    with pytest.raises(ValueError, match="'jump' is not one of pong's actions"):
+        row_memory(pong, "paddle_y 4 noop,jump")
+    with pytest.raises(ValueError, match="a row reading named 'paddle'; its readings are"):
+        row_memory(pong, "paddle 4")
+    with pytest.raises(ValueError, match="pendulum needs discrete actions"):
+        row_memory(get_spec("pendulum"), "rod_angle_deg 2")
+
+
+def test_a_row_memorys_entries_are_the_moves_most_often_made_per_action_history_and_key():
+    """One entry per (action history, the row's last move, its place): the next move made there
+    most often, from steps with the row in view around them and N actions before them."""
+    from types import SimpleNamespace
+
+    from worldsim.envs.builtin import get_spec
+    from worldsim.models.latent import LatentConfig
+    from worldsim.training.train import row_memory_entries
+
+    pose = {"pose_dims": 6, "pose_mean": [100.0] * 6, "pose_std": [2.0] * 6, "points": [[2, 4, 3]]}
+    config = LatentConfig.for_env(get_spec("pong"), latent_dim=8, **pose)
+    raw = np.zeros((18, 6))
+    raw[:, 1] = 1.0
+    # Three episodes of 6 frames; the row moves -2 a step but in episode 1's last step (-4).
+    raw[:, 0] = np.tile([60, 58, 56, 54, 52, 50], 3)
+    raw[11, 0] = 48
+    data = SimpleNamespace(
+        episode_starts=np.array([0, 6, 12]),
+        episode_lengths=np.array([6, 6, 6]),
+        actions=np.array([2, 2, 4, 2, 2, 0] * 3),  # right and rightfire: group 1
+    )
+    memory = {"row_dim": 0, "actions": 2, "groups": [0, 0, 1, 2, 1, 2]}
+
+    def entries(episodes):
+        poses = torch.from_numpy((raw - 100.0) / 2.0)
+        codes, keys, moves = row_memory_entries(config, poses, data, np.array(episodes), memory)
+        return codes.tolist(), keys.tolist(), moves.tolist()
+
+    # Steps 1..4 of each episode (the row before them, two actions up to them, a frame after): all
+    # after two rights (code 1 * 3 + 1), the row last moved -2; at 52 px -2 twice, -4 once.
+    assert entries([0, 1, 2]) == (
+        [4.0] * 4,
+        [[-2.0, 52.0], [-2.0, 54.0], [-2.0, 56.0], [-2.0, 58.0]],
+        [-2.0] * 4,
+    )
+    assert entries([1]) == (
+        [4.0] * 4,
+        [[-2.0, 52.0], [-2.0, 54.0], [-2.0, 56.0], [-2.0, 58.0]],
+        [-4.0] + [-2.0] * 3,
+    )
+    raw[9, 1] = 0.0  # the row unseen in episode 1's frame 3: its steps 2, 3 and 4 go
+    assert entries([1]) == ([4.0], [[-2.0, 58.0]], [-2.0])

@@ -208,6 +208,10 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 # step of the training data did: the GRU's speed head never learnt a return, and
                 # ball recall after 50 random steps rose 0.70 -> 0.75 (docs/experiments.md).
                 "point_memory": "paddle_y 126 6",
+                # The paddle's row stepped by a table of the training data (its last move and place,
+                # the last four keys, fire or not alike): the GRU's row drifted 5-17 px in 60 random
+                # steps, and the ball met a paddle the simulator's was not (docs/experiments.md).
+                "row_memory": "paddle_y 4 noop,fire right,rightfire left,leftfire",
                 # No pixels stage: +1.4 dB at h=5 after 50 steps, but it blurs the paddles (a held
                 # key moved the paddle the simulator's way in 34% of tries, against 97%) and the
                 # ball (docs/experiments.md)

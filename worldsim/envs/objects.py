@@ -347,6 +347,38 @@ def point_memory(spec: EnvSpec, text: str) -> dict:
     return {"row_dim": column[name], "x_low": numbers[0], "max_distance": numbers[1]}
 
 
+def row_memory(spec: EnvSpec, text: str) -> dict:
+    """`train --row-memory` ("paddle_y 4 noop,fire right,rightfire left,leftfire": the row reading
+    it steps, how many of the last actions key it, then groups of actions that move the row
+    alike, comma-joined; an action in no group is a group of its own) -> LatentConfig.row_memory
+    without its size: {"row_dim", "actions", "groups": one group number per action}; {} for "".
+    A ValueError says what is accepted."""
+    if not text.strip():
+        return {}
+    name, count, *groups = [*text.split(), ""]
+    groups = [g for g in groups if g]
+    column = pose_columns(spec)
+    if not count.isdigit() or not 1 <= int(count) <= 8:
+        raise ValueError(
+            "--row-memory takes 'row_reading actions [group ...]', e.g. "
+            "'paddle_y 4 noop,fire right,rightfire left,leftfire' (actions: 1 to 8)."
+        )
+    if name not in column or spec.action_kind != "discrete":
+        raise ValueError(
+            f"--row-memory: {spec.name} needs discrete actions and a row reading named {name!r}; "
+            f"its readings are {list(column)}."
+        )
+    names = list(spec.action_names or [str(a) for a in range(spec.num_actions)])
+    group_of = list(range(len(names)))
+    for number, group in enumerate(groups):
+        for action in group.split(","):
+            if action not in names:
+                raise ValueError(f"--row-memory: {action!r} is not one of {spec.name}'s actions {names}.")
+            group_of[names.index(action)] = len(names) + number  # renumbered below
+    numbering = {g: i for i, g in enumerate(dict.fromkeys(group_of))}
+    return {"row_dim": column[name], "actions": int(count), "groups": [numbering[g] for g in group_of]}
+
+
 def object_errors(pred: dict[str, np.ndarray], true: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Absolute error per key and frame; NaN where either frame lacks the object."""
     errors = {}

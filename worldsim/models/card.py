@@ -78,11 +78,17 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
         ]
         if training.get("note"):
             lines.append(f"- Note: {training['note']}")
-        if training.get("memory"):
+        if training.get("memory", {}).get("entries"):
             lines.append(
                 f"- Point memory (memory stage): {training['memory']['entries']:,} steps of the training "
                 "episodes with the ball in the paddle's zone; in a dream the ball there moves as the "
                 "nearest of them did."
+            )
+        if training.get("memory", {}).get("row_entries"):
+            lines.append(
+                f"- Row memory (memory stage): a table of {training['memory']['row_entries']:,} entries "
+                "from the training episodes (the last actions, the row's last move and place -> its next "
+                "move); in a dream the paddle's row moves as the table says, once it knows those actions."
             )
         if training.get("autoencoder", {}).get("validation"):
             last = training["autoencoder"]["validation"][-1]

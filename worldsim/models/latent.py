@@ -44,7 +44,7 @@ from worldsim.models.base import (
     to_uint8,
 )
 
-CONFIG_FORMAT_VERSION = 14
+CONFIG_FORMAT_VERSION = 15
 OUTCOME_INPUTS = ("latents", "frame")
 
 
@@ -165,6 +165,14 @@ class LatentConfig:
     # summed over the key; farther, the GRU's own motion stands) and "entries" (the memory's size).
     # A GRU whose speed head never learnt a return left the ball running through the paddle.
     point_memory: dict = field(default_factory=dict)
+    # GRU: a row reading (Pong's paddle) stepped at inference by a table of the training data:
+    # from its last move, its place and the last N actions (in groups that move it alike), the
+    # next move the row made most often there. The paddle moves as a filter of the keys which the
+    # GRU only approximates: under random keys its row drifted 5-17 px in 60 steps (the ball then
+    # met another paddle), the table's 2-4. Empty: off; else "row_dim", "actions" (N), "groups"
+    # (one group number per action) and "entries" (the table's size). The state h carries the
+    # row before the step and the last N action groups (-1: unknown; the table waits for N).
+    row_memory: dict = field(default_factory=dict)
 
     @property
     def height(self) -> int:
@@ -236,6 +244,16 @@ class LatentConfig:
             and all(len(axes) == 2 for axes in self.point_speeds)
         ):
             raise ValueError("point_speeds needs point_momentum and one [x speeds, y speeds] per point")
+        if self.row_memory and not (
+            self.dynamics == "gru"
+            and self.action_kind == "discrete"
+            and 0 <= self.row_memory.get("row_dim", -1) < self.pose_dims
+            and len(self.row_memory.get("groups", ())) == self.num_actions
+        ):
+            raise ValueError(
+                "row_memory needs GRU dynamics, discrete actions, a row_dim among the pose dims and one "
+                "group per action"
+            )
         if self.past_actions and self.dynamics != "gru":
             raise ValueError("past_actions needs the GRU dynamics")
         if self.outcome_input not in OUTCOME_INPUTS:
@@ -329,6 +347,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     11: lambda data: data,  # 12 added past_actions (none)
     12: lambda data: data,  # 13 added outcome_input ("latents"), reencode_every (0), drawn_segments (none)
     13: lambda data: data,  # 14 added point_memory (off)
+    14: lambda data: data,  # 15 added row_memory (off)
 }
 
 
@@ -605,6 +624,20 @@ def memory_key(
     return torch.stack([x, y, vx, vy, y - row_next, row_next - row], dim=1)
 
 
+# A row memory's nearest entry by |move difference| + ROW_PLACE_WEIGHT * |place difference| (render
+# px), used within ROW_MEMORY_REACH: the move says where the paddle is in its filter, the place only
+# where the court's edge clips it.
+ROW_PLACE_WEIGHT = 0.5
+ROW_MEMORY_REACH = 3.0
+
+
+def action_history_code(groups: torch.Tensor, base: int) -> torch.Tensor:
+    """(N, K) action groups, oldest first, each below `base` -> (N,) one number per history (a
+    row memory's key)."""
+    places = base ** torch.arange(groups.shape[1] - 1, -1, -1, dtype=groups.dtype, device=groups.device)
+    return (groups * places).sum(dim=1)
+
+
 class LatentDynamics(nn.Module):
     """GRU over latents: K context latents -> h; (z_t, a_t, h_t) -> (z_{t+1}, h_{t+1}).
 
@@ -679,6 +712,19 @@ class LatentDynamics(nn.Module):
             self.register_buffer(
                 "memory_std", torch.tensor([config.pose_std[d] for d in dims]), persistent=False
             )
+        self.row_memory = dict(config.row_memory)
+        self.row_state = 0  # h's last dims: the row before the step, the last action groups
+        if self.row_memory:  # the entries are weights (saved), filled by `with_row_memory`
+            entries, count = int(self.row_memory["entries"]), int(self.row_memory["actions"])
+            self.row_state = 1 + count
+            self.register_buffer("row_codes", torch.zeros(entries))
+            self.register_buffer("row_keys", torch.zeros(entries, 2))  # the row's last move, its place
+            self.register_buffer("row_moves", torch.zeros(entries))
+            groups = torch.tensor(self.row_memory["groups"], dtype=torch.float32)
+            self.register_buffer("row_groups", groups, persistent=False)
+            self.row_base = max(self.row_memory["groups"]) + 1
+            dim = int(self.row_memory["row_dim"])
+            self.row_scale = (config.pose_mean[dim], config.pose_std[dim])
 
     def start(
         self, context: torch.Tensor, noise: torch.Tensor | None = None, past: torch.Tensor | None = None
@@ -693,7 +739,23 @@ class LatentDynamics(nn.Module):
         if self.moving is not None:  # the points' motion between the last two context frames
             motion = context[:, -1] - context[:, -min(2, context.shape[1])]  # one frame: none
             h = torch.cat([h, self.snap(self.moving * motion, context[:, -1])], dim=1)
+        if self.row_memory:
+            h = torch.cat([h, self.row_start(context, past)], dim=1)
         return LatentState(z=context[:, -1], h=h)
+
+    def row_start(self, context: torch.Tensor, past: torch.Tensor | None) -> torch.Tensor:
+        """A row memory's part of the start state (B, 1 + N): the row in the frame before the
+        last context frame (the last one where there is one frame), then the groups of the N
+        actions played into the start, oldest first, -1 where unknown."""
+        count, dim = int(self.row_memory["actions"]), int(self.row_memory["row_dim"])
+        mean, std = self.row_scale
+        history = torch.full((len(context), count), -1.0, device=context.device)
+        if past is not None and past.shape[1]:
+            past = past[:, -count:].to(context.device).long()
+            groups = torch.where(past >= 0, self.row_groups[past.clamp_min(0)], -1.0)
+            history = torch.cat([history[:, : count - past.shape[1]], groups], dim=1)
+        previous = context[:, -min(2, context.shape[1]), dim] * std + mean
+        return torch.cat([previous[:, None], history], dim=1)
 
     def past_action_features(self, past: torch.Tensor | None, batch: int) -> torch.Tensor:
         """The last `past_actions` actions into the start frame, (B, N) int64 or (B, N, D) float,
@@ -732,14 +794,17 @@ class LatentDynamics(nn.Module):
         "speed" (B, D, K + 1) with speed classes. Training says what truly happens instead:
         `contacts` (B, P) of 0/1 opens the gate (None: where its logit is positive), and `speeds`
         (B, D) picks each point axis's class (None: the likeliest, where the point is in view)."""
-        hidden, motion = state.h[:, : self.hidden_dim], state.h[:, self.hidden_dim :]
+        core = state.h.shape[1] - self.row_state  # the row memory's state comes last
+        hidden, motion = state.h[:, : self.hidden_dim], state.h[:, self.hidden_dim : core]
         carried = motion  # the points' motion into this step
         seen = [state.z, motion] if self.moving is not None else [state.z]
         hidden = self.cell(torch.cat([*seen, embed_actions(self.embed_action, actions)], dim=1), hidden)
         delta = self.delta(hidden)
         heads: dict[str, torch.Tensor] = {}
         if self.moving is None:
-            return state.next(z=state.z + delta, h=hidden, action=actions), heads
+            z = state.z + delta
+            z, row_state = self.step_row(state, z, actions)
+            return state.next(z=z, h=torch.cat([hidden, row_state], dim=1), action=actions), heads
         if self.contact is not None:
             heads["contact"] = logits = self.contact(hidden)
             gate = (logits > 0).to(delta.dtype) if contacts is None else contacts.to(delta.dtype)
@@ -761,9 +826,35 @@ class LatentDynamics(nn.Module):
             motion = motion + (torch.where(picked, code, own) - own) @ self.speed_onto
         motion = self.snap(motion, state.z)
         z = state.z + (1 - self.moving) * delta + motion
+        z, row_state = self.step_row(state, z, actions)  # first: the point memory keys on the row
         if self.memory and not self.training:
             z, motion = self.recall(state.z, carried, z, motion)
-        return state.next(z=z, h=torch.cat([hidden, motion], dim=1), action=actions), heads
+        return state.next(z=z, h=torch.cat([hidden, motion, row_state], dim=1), action=actions), heads
+
+    def step_row(
+        self, state: LatentState, z_next: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row memory (LatentConfig.row_memory): the step's latent `z_next` with the row moved as
+        the table says where it knows the last N action groups and has an entry within reach (at
+        inference), and the row memory's next state (B, 1 + N); (z_next, (B, 0)) without one."""
+        if not self.row_memory:
+            return z_next, state.h[:, :0]
+        dim, (mean, std) = int(self.row_memory["row_dim"]), self.row_scale
+        row_state = state.h[:, state.h.shape[1] - self.row_state :]
+        previous, history = row_state[:, 0], row_state[:, 1:]
+        history = torch.cat([history[:, 1:], self.row_groups[actions.long()][:, None]], dim=1)
+        row = state.z[:, dim] * std + mean
+        if not self.training:
+            distance = (self.row_keys[:, 0] - (row - previous)[:, None]).abs()
+            distance = distance + ROW_PLACE_WEIGHT * (self.row_keys[:, 1] - row[:, None]).abs()
+            code = action_history_code(history, self.row_base)
+            distance = torch.where(self.row_codes == code[:, None], distance, torch.inf)
+            nearest, index = distance.min(dim=1)
+            use = (history >= 0).all(dim=1) & (nearest < ROW_MEMORY_REACH)
+            moved = (row + self.row_moves[index] - mean) / std
+            z_next = z_next.clone()
+            z_next[:, dim] = torch.where(use, moved, z_next[:, dim])
+        return z_next, torch.cat([row[:, None], history], dim=1)
 
     def recall(
         self, z: torch.Tensor, carried: torch.Tensor, z_next: torch.Tensor, motion: torch.Tensor
@@ -940,13 +1031,27 @@ class LatentWorldModel(PretrainedWorldModel):
     def with_point_memory(self, memory: dict, keys: torch.Tensor, moves: torch.Tensor) -> LatentWorldModel:
         """This model with a point memory (LatentConfig.point_memory: `memory` without its size)
         of `keys` (M, MEMORY_KEY_SIZE) and the point's `moves` (M, 2) in render pixels."""
-        config = replace(self.config, point_memory={**memory, "entries": len(keys)})
+        return self._with_memory("point_memory", memory, {"memory_keys": keys, "memory_moves": moves})
+
+    def with_row_memory(
+        self, memory: dict, codes: torch.Tensor, keys: torch.Tensor, moves: torch.Tensor
+    ) -> LatentWorldModel:
+        """This model with a row memory (LatentConfig.row_memory: `memory` without its size): per
+        entry its action history's code (`action_history_code`), key (M, 2: the row's last move and
+        its place) and the row's next move, in render pixels."""
+        entries = {"row_codes": codes, "row_keys": keys, "row_moves": moves}
+        return self._with_memory("row_memory", memory, entries)
+
+    def _with_memory(self, name: str, memory: dict, entries: dict[str, torch.Tensor]) -> LatentWorldModel:
+        """This model with config field `name` set to `memory` and its size, and the dynamics'
+        buffers filled with `entries` (buffer name -> values); the other parts are this model's."""
+        config = replace(self.config, **{name: {**memory, "entries": len(next(iter(entries.values())))}})
         model = LatentWorldModel(config).to(self.device)
         # the same parts but the memory, which is new (its size may differ from this model's)
-        kept = {k: v for k, v in self.state_dict().items() if not k.startswith("dynamics.memory_")}
+        kept = {k: v for k, v in self.state_dict().items() if k.removeprefix("dynamics.") not in entries}
         model.load_state_dict(kept, strict=False)
-        model.dynamics.memory_keys.copy_(keys)
-        model.dynamics.memory_moves.copy_(moves)
+        for buffer, values in entries.items():
+            getattr(model.dynamics, buffer).copy_(values)
         return model
 
     def with_outcome_head(self, outcome_input: str = "latents") -> LatentWorldModel:

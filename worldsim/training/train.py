@@ -34,7 +34,14 @@ from tqdm.auto import tqdm
 from worldsim.data.collect import EpisodeData, read_spec
 from worldsim.data.dataset import load_any_episodes
 from worldsim.envs.builtin import get_spec
-from worldsim.envs.objects import drawn_rows, object_points, object_pose, object_segments, point_memory
+from worldsim.envs.objects import (
+    drawn_rows,
+    object_points,
+    object_pose,
+    object_segments,
+    point_memory,
+    row_memory,
+)
 from worldsim.envs.spec import EnvSpec, spec_name
 from worldsim.evaluation.familiarity import calibrate, save_calibration
 from worldsim.evaluation.metrics import psnr
@@ -44,6 +51,7 @@ from worldsim.models.latent import (
     OUTCOME_INPUTS,
     LatentConfig,
     LatentWorldModel,
+    action_history_code,
     composite,
     embed_actions,
     memory_key,
@@ -148,6 +156,9 @@ class TrainConfig:
     # stage "memory" (after the dynamics; seconds): a point memory of the training episodes'
     # readings, "row_reading x_low max_distance" (LatentConfig.point_memory; "" skips the stage).
     point_memory: str = ""
+    # stage "memory" too: a row memory (LatentConfig.row_memory), "row_reading actions [group ...]",
+    # e.g. "paddle_y 4 noop,fire right,rightfire left,leftfire" ("" none).
+    row_memory: str = ""
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
     # One frame cannot show velocity, so from one frame the dynamics learn the velocity their
@@ -247,9 +258,12 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
     memory = point_memory(spec, config.point_memory)  # refused now, not after the other stages
     if memory and "dynamics" in stages and not (config.point_momentum and config.dynamics != "state"):
         raise ValueError("--point-memory needs GRU dynamics with --point-momentum.")
+    rows = row_memory(spec, config.row_memory)
+    if rows and "dynamics" in stages and config.dynamics == "state":
+        raise ValueError("--row-memory needs GRU dynamics.")
     skipped = {
         "pixels": "--pixel-steps is 0" if not config.pixel_steps else "",
-        "memory": "--point-memory is empty" if not memory else "",
+        "memory": "--point-memory and --row-memory are empty" if not (memory or rows) else "",
         "outcome": "--outcome-steps is 0" if not config.outcome_steps else "",
     }
     for stage, why in skipped.items():
@@ -338,11 +352,18 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     config.past_actions,
                 )
             if stage == "memory":
-                if model.config.dynamics != "gru" or not model.config.point_momentum:
+                if model.config.dynamics != "gru" or (memory and not model.config.point_momentum):
                     raise ValueError("--point-memory needs GRU dynamics with --point-momentum.")
-                keys, moves = memory_entries(model.config, poses, data, train_eps, memory)
-                model = model.with_point_memory(memory, keys, moves)
-                result = {"entries": len(keys)}
+                result = {}
+                if memory:
+                    keys, moves = memory_entries(model.config, poses, data, train_eps, memory)
+                    model = model.with_point_memory(memory, keys, moves)
+                    result["entries"] = len(keys)
+                if rows:
+                    model = model.with_row_memory(
+                        rows, *row_memory_entries(model.config, poses, data, train_eps, rows)
+                    )
+                    result["row_entries"] = model.config.row_memory["entries"]
             elif stage == "outcome":
                 if model.outcome_head is None or model.config.outcome_input != config.outcome_input:
                     model = model.with_outcome_head(config.outcome_input)
@@ -869,6 +890,36 @@ def memory_entries(
     )
     moves = after[:, [x_dim, y_dim]] - now[:, [x_dim, y_dim]]
     return keys.float(), moves.float()
+
+
+def row_memory_entries(
+    config: LatentConfig, poses: torch.Tensor, data: EpisodeData, episodes: np.ndarray, memory: dict
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A row memory's entries (LatentDynamics.step_row) from the readers' positions `poses`
+    (normalised, (N, pose_dims)) and the actions of `episodes`: for every step t -> t+1 with the
+    row in view at t-1, t and t+1 and N actions before it, the code of its action groups
+    (`action_history_code`), its key (the row's last move to 0.1 px, its place to the pixel) and
+    the row's next move (to 0.1 px); one entry per distinct code and key, the move most often
+    made there (a table: noise averaged out, a few thousand entries where a million steps fed it)."""
+    dim, count = memory["row_dim"], memory["actions"]
+    groups = torch.tensor(memory["groups"], dtype=torch.float32)
+    raw = poses.cpu().double() * torch.tensor(config.pose_std) + torch.tensor(config.pose_mean)
+    first = max(1, count - 1)  # a step needs the row before it and N actions up to it
+    steps = torch.from_numpy(np.concatenate([_episode_indices(data, e)[first:-1] for e in episodes]))
+    seen = raw[:, dim + 1] > 0.5  # its in-view flag
+    steps = steps[seen[steps - 1] & seen[steps] & seen[steps + 1]]
+    actions = torch.as_tensor(data.actions).long()
+    history = groups[actions[steps[:, None] - torch.arange(count - 1, -1, -1)]]  # (S, N), oldest first
+    codes = action_history_code(history, int(groups.max()) + 1)
+    row, at = raw[:, dim].numpy(), steps.numpy()
+    last, place = np.round((row[at] - row[at - 1]) * 10), np.round(row[at])
+    move = np.round((row[at + 1] - row[at]) * 10)
+    cells, cell_of = np.unique(np.stack([codes.numpy(), last, place], 1), axis=0, return_inverse=True)
+    pairs, counts = np.unique(np.stack([cell_of.ravel(), move], 1), axis=0, return_counts=True)
+    order = np.lexsort((-counts, pairs[:, 0]))  # by cell, then the most common move first
+    first = order[np.r_[True, np.diff(pairs[order, 0]) != 0]]
+    codes, keys = cells[:, 0], np.stack([cells[:, 1] / 10, cells[:, 2]], 1)
+    return tuple(torch.tensor(a, dtype=torch.float32) for a in (codes, keys, pairs[first, 1] / 10))
 
 
 def point_weights(
