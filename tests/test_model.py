@@ -708,10 +708,10 @@ def test_a_point_memory_moves_the_ball_in_its_zone_as_the_nearest_remembered_ste
 
 @torch.no_grad()
 def test_a_row_memory_steps_the_row_as_its_table_says_once_it_knows_the_last_actions(tmp_path):
-    """Row memory: with the last N action groups known and an entry of that history within reach
-    of the row's last move and place, the row moves as the entry says (the GRU's own row
-    otherwise, and in training); actions in one group key alike. Saved and loaded with the weights,
-    and the history travels in the state h."""
+    """Row memory: with the row in view, the last N action groups known and an entry of that
+    history within reach of the row's last move and place, the row moves as the entry says (the
+    GRU's own row otherwise, and in training); actions in one group key alike. Saved and loaded
+    with the weights, and the history travels in the state h."""
     from worldsim.models.latent import action_history_code
 
     config = LatentConfig.for_env(get_spec("pong"), latent_dim=8, hidden_dim=16, **BALL_POSE)
@@ -729,9 +729,9 @@ def test_a_row_memory_steps_the_row_as_its_table_says_once_it_knows_the_last_act
     dynamics.delta[-1].weight.zero_()
     dynamics.delta[-1].bias.zero_()  # the GRU's own row stands still
 
-    def row_after(played: list[int], past: list[int] | None, rows=(104.0, 100.0)) -> float:
+    def row_after(played: list[int], past: list[int] | None, rows=(104.0, 100.0), seen=1.0) -> float:
         context = torch.zeros(1, 2, 8)
-        context[0, :, 0], context[0, :, 1] = torch.tensor(rows), 1.0
+        context[0, :, 0], context[0, :, 1] = torch.tensor(rows), seen
         state = dynamics.start(context, past=None if past is None else torch.tensor([past]))
         assert state.h.shape == (1, 16 + 1 + 2)  # hidden, the row before, two action groups
         for action in played:
@@ -740,6 +740,7 @@ def test_a_row_memory_steps_the_row_as_its_table_says_once_it_knows_the_last_act
 
     assert row_after([2], past=[3, 2]) == 92.0  # right after right: the table's -8
     assert row_after([4], past=[0, 4]) == 92.0  # rightfire moves it as right does
+    assert row_after([2], past=[3, 2], seen=0.0) == 100.0  # a paddle out of view: the GRU's
     assert row_after([2], past=[2, 3]) == 100.0  # left, then right: no entry for that history
     assert row_after([0], past=[0, 2]) == 100.0  # right, then noop
     assert row_after([4], past=[0, 2], rows=(44.0, 40.0)) == 38.0  # at the edge: the other entry

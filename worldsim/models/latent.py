@@ -725,6 +725,7 @@ class LatentDynamics(nn.Module):
             self.row_base = max(self.row_memory["groups"]) + 1
             dim = int(self.row_memory["row_dim"])
             self.row_scale = (config.pose_mean[dim], config.pose_std[dim])
+            self.row_seen_scale = (config.pose_mean[dim + 1], config.pose_std[dim + 1])  # its in-view flag
 
     def start(
         self, context: torch.Tensor, noise: torch.Tensor | None = None, past: torch.Tensor | None = None
@@ -835,8 +836,9 @@ class LatentDynamics(nn.Module):
         self, state: LatentState, z_next: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Row memory (LatentConfig.row_memory): the step's latent `z_next` with the row moved as
-        the table says where it knows the last N action groups and has an entry within reach (at
-        inference), and the row memory's next state (B, 1 + N); (z_next, (B, 0)) without one."""
+        the table says where the row is in view, the last N action groups are known and an entry
+        lies within reach (at inference), and the row memory's next state (B, 1 + N); without a
+        row memory (z_next, (B, 0))."""
         if not self.row_memory:
             return z_next, state.h[:, :0]
         dim, (mean, std) = int(self.row_memory["row_dim"]), self.row_scale
@@ -850,7 +852,8 @@ class LatentDynamics(nn.Module):
             code = action_history_code(history, self.row_base)
             distance = torch.where(self.row_codes == code[:, None], distance, torch.inf)
             nearest, index = distance.min(dim=1)
-            use = (history >= 0).all(dim=1) & (nearest < ROW_MEMORY_REACH)
+            seen = state.z[:, dim + 1] * self.row_seen_scale[1] + self.row_seen_scale[0] > 0.5
+            use = seen & (history >= 0).all(dim=1) & (nearest < ROW_MEMORY_REACH)
             moved = (row + self.row_moves[index] - mean) / std
             z_next = z_next.clone()
             z_next[:, dim] = torch.where(use, moved, z_next[:, dim])
