@@ -130,6 +130,26 @@ def test_ball_recall_counts_a_ball_within_three_model_pixels_and_misses_a_lost_o
     assert out["ball_recall_copy"].tolist() == [1.0]
 
 
+def test_ball_recall_counts_each_episodes_frames_and_resamples_episodes_into_a_spread():
+    from worldsim.evaluation.metrics import ball_recall, ball_recall_spread
+
+    spec = get_spec("pong")
+    steps = 61  # h=0..60: h=5..60 pooled, 56 frames an episode
+    true = {"ball_x": np.full(4 * steps, 50.0), "ball_y": np.full(4 * steps, 100.0)}
+    episode = np.repeat(np.arange(4), steps)
+    pred = {"ball_x": np.where(episode < 3, 50.0, np.nan), "ball_y": np.full(4 * steps, 100.0)}
+    out = ball_recall(pred, true, true, spec, episodes=4, steps=steps)
+    assert out["ball_episode_seen"].tolist() == [56.0] * 4
+    assert out["ball_episode_hits"].tolist() == [56.0, 56.0, 56.0, 0.0]  # the last episode lost it
+    low, high = ball_recall_spread(out)  # three of four: resampled, anywhere from 1/4 to 4/4
+    assert 0.25 <= low <= 0.5 and high == 1.0
+    assert ball_recall_spread({"ball_episode_hits": [56.0] * 4, "ball_episode_seen": [56.0] * 4}) == (
+        1.0,
+        1.0,
+    )
+    assert ball_recall_spread({"ball_recall": [1.0]}) is None  # metrics saved before the counts
+
+
 def test_ball_recall_is_one_for_the_true_frames_and_zero_without_a_ball():
     from worldsim.data.collect import EVAL_SEED_START
     from worldsim.envs.objects import read_objects

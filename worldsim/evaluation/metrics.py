@@ -120,7 +120,10 @@ def ball_recall(
     predicted frame shows a ball within BALL_RADIUS model pixels of it (`ball_recall`; the copy
     baseline's in `ball_recall_copy`), and how many episodes showed it (`ball_seen`, to pool
     horizons). A ball that is gone, or drawn in the wrong place, is a miss; NaN where no episode
-    shows the ball. Readouts are flat (episodes * steps,) arrays of screen pixels."""
+    shows the ball. Also per episode, over h=BALL_HORIZONS, the frames showing the ball and the
+    model's hits among them (`ball_episode_seen`, `ball_episode_hits`: how much the pooled recall
+    owes to which episodes, `ball_recall_spread`). Readouts are flat (episodes * steps,) arrays of
+    screen pixels."""
     *_, row_px, col_px = spec.view_in_render()
     visible = (~np.isnan(true["ball_x"]) & ~np.isnan(true["ball_y"])).reshape(episodes, steps)
     seen = visible.sum(0)
@@ -132,7 +135,26 @@ def ball_recall(
         with np.errstate(invalid="ignore"):
             hits = (distance <= BALL_RADIUS) & visible  # NaN (no ball drawn) is a miss
         out[f"ball_recall{suffix}"] = np.where(seen > 0, hits.sum(0) / np.maximum(seen, 1), np.nan)
+        if not suffix:
+            pooled = slice(BALL_HORIZONS[0], BALL_HORIZONS[1] + 1)
+            out["ball_episode_hits"] = hits[:, pooled].sum(1).astype(float)
+            out["ball_episode_seen"] = visible[:, pooled].sum(1).astype(float)
     return out
+
+
+def ball_recall_spread(m: dict, draws: int = 10_000) -> tuple[float, float] | None:
+    """5% and 95% of the pooled ball recall over `draws` resamples of the episodes (with
+    replacement, a fixed seed): how far another set of as many episodes would likely put it. None
+    where the per-episode counts were not recorded or the ball never showed."""
+    if "ball_episode_hits" not in m:
+        return None
+    hits, seen = np.asarray(m["ball_episode_hits"]), np.asarray(m["ball_episode_seen"])
+    if seen.sum() == 0:
+        return None
+    picks = np.random.default_rng(0).integers(0, len(hits), (draws, len(hits)))
+    shares = hits[picks].sum(1) / np.maximum(seen[picks].sum(1), 1)
+    low, high = np.percentile(shares, [5, 95])
+    return float(low), float(high)
 
 
 def pooled_ball_recall(
