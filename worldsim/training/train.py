@@ -352,8 +352,10 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     config.past_actions,
                 )
             if stage == "memory":
-                if model.config.dynamics != "gru" or (memory and not model.config.point_momentum):
+                if memory and not (model.config.dynamics == "gru" and model.config.point_momentum):
                     raise ValueError("--point-memory needs GRU dynamics with --point-momentum.")
+                if rows and model.config.dynamics != "gru":
+                    raise ValueError("--row-memory needs GRU dynamics.")
                 result = {}
                 if memory:
                     keys, moves = memory_entries(model.config, poses, data, train_eps, memory)
@@ -870,6 +872,20 @@ def train_dynamics(
         model.decoder.requires_grad_(True)
 
 
+def _readings(config: LatentConfig, poses: torch.Tensor) -> torch.Tensor:
+    """Normalised poses (N, pose_dims) -> the readers' values (render pixels, 0/1 flags)."""
+    return poses.cpu().double() * torch.tensor(config.pose_std) + torch.tensor(config.pose_mean)
+
+
+def _steps_in_view(
+    data: EpisodeData, episodes: np.ndarray, seen: torch.Tensor, first: int = 1
+) -> torch.Tensor:
+    """The frames t of `episodes` (from their `first` on, not the last) whose reading is in view
+    (`seen`, (N,) bool) at t-1, t and t+1: steps t -> t+1 with a move before and after them."""
+    steps = torch.from_numpy(np.concatenate([_episode_indices(data, e)[first:-1] for e in episodes]))
+    return steps[seen[steps - 1] & seen[steps] & seen[steps + 1]]
+
+
 def memory_entries(
     config: LatentConfig, poses: torch.Tensor, data: EpisodeData, episodes: np.ndarray, memory: dict
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -879,10 +895,9 @@ def memory_entries(
     pixels) and the point's move in x and y."""
     x_dim, y_dim, seen_dim = config.points[0]
     row_dim = memory["row_dim"]
-    raw = poses.cpu().double() * torch.tensor(config.pose_std) + torch.tensor(config.pose_mean)
-    steps = torch.from_numpy(np.concatenate([_episode_indices(data, e)[1:-1] for e in episodes]))
-    seen = raw[:, seen_dim] > 0.5
-    steps = steps[seen[steps - 1] & seen[steps] & seen[steps + 1] & (raw[steps, x_dim] >= memory["x_low"])]
+    raw = _readings(config, poses)
+    steps = _steps_in_view(data, episodes, raw[:, seen_dim] > 0.5)
+    steps = steps[raw[steps, x_dim] >= memory["x_low"]]
     now, before, after = raw[steps], raw[steps - 1], raw[steps + 1]
     motion = now - before
     keys = memory_key(
@@ -903,23 +918,21 @@ def row_memory_entries(
     made there (a table: noise averaged out, a few thousand entries where a million steps fed it)."""
     dim, count = memory["row_dim"], memory["actions"]
     groups = torch.tensor(memory["groups"], dtype=torch.float32)
-    raw = poses.cpu().double() * torch.tensor(config.pose_std) + torch.tensor(config.pose_mean)
-    first = max(1, count - 1)  # a step needs the row before it and N actions up to it
-    steps = torch.from_numpy(np.concatenate([_episode_indices(data, e)[first:-1] for e in episodes]))
-    seen = raw[:, dim + 1] > 0.5  # its in-view flag
-    steps = steps[seen[steps - 1] & seen[steps] & seen[steps + 1]]
+    raw = _readings(config, poses)
+    # a step needs the row before it (its in-view flag is the next dim) and N actions up to it
+    steps = _steps_in_view(data, episodes, raw[:, dim + 1] > 0.5, first=max(1, count - 1))
     actions = torch.as_tensor(data.actions).long()
     history = groups[actions[steps[:, None] - torch.arange(count - 1, -1, -1)]]  # (S, N), oldest first
-    codes = action_history_code(history, int(groups.max()) + 1)
+    codes = action_history_code(history, max(memory["groups"]) + 1)
     row, at = raw[:, dim].numpy(), steps.numpy()
     last, place = np.round((row[at] - row[at - 1]) * 10), np.round(row[at])
     move = np.round((row[at + 1] - row[at]) * 10)
     cells, cell_of = np.unique(np.stack([codes.numpy(), last, place], 1), axis=0, return_inverse=True)
     pairs, counts = np.unique(np.stack([cell_of.ravel(), move], 1), axis=0, return_counts=True)
     order = np.lexsort((-counts, pairs[:, 0]))  # by cell, then the most common move first
-    first = order[np.r_[True, np.diff(pairs[order, 0]) != 0]]
+    winners = order[np.r_[True, np.diff(pairs[order, 0]) != 0]]  # each cell's first
     codes, keys = cells[:, 0], np.stack([cells[:, 1] / 10, cells[:, 2]], 1)
-    return tuple(torch.tensor(a, dtype=torch.float32) for a in (codes, keys, pairs[first, 1] / 10))
+    return tuple(torch.tensor(a, dtype=torch.float32) for a in (codes, keys, pairs[winners, 1] / 10))
 
 
 def point_weights(
