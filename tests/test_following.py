@@ -9,7 +9,13 @@ import torch
 from worldsim import WorldModel
 from worldsim.data.collect import EVAL_SEED_START
 from worldsim.envs.builtin import get_spec
-from worldsim.evaluation.following import action_following, following_line, moving_actions, simulate_moves
+from worldsim.evaluation.following import (
+    action_following,
+    following_line,
+    hold_steps,
+    moving_actions,
+    simulate_moves,
+)
 
 
 class _Frames(WorldModel):
@@ -71,6 +77,12 @@ def test_the_simulator_follows_every_action_and_a_copier_none(env, episodes):
     copy = action_following(_Frames(spec, context_frames=2), episodes)
     assert copy["accuracy"] == 0.0 and copy["counted"] == truth["counted"]
     assert following_line(copy).startswith("FAIL action following: 0% of")
+
+
+def test_each_action_is_held_a_third_of_a_second_of_the_envs_time():
+    assert [hold_steps(get_spec(env)) for env in ("pong", "pendulum", "mountaincar", "carracing")] == [5, 7, 10, 17]
+    result = action_following(_Frames(get_spec("carracing"), context_frames=2), 1)
+    assert result["steps"] == 17 and "after 17 steps (0.34 s) of each action" in following_line(result)
 
 
 def test_continuous_envs_hold_each_distinct_play_key():

@@ -5,7 +5,8 @@ PSNR can be high for a model that ignores the actions (a paddle that stays put c
 pixels), and a person who holds "left" notices at once when nothing moves left. So, for held-out
 seeds (those `eval` uses), take a start as evaluation does (the reset frame; after a warm-up of
 random play where the env has one, with the model's context frames), hold each of the env's
-moving actions for `FOLLOW_STEPS` steps in the simulator and in the model, read one object back
+moving actions for a third of a second of the env's time (`hold_steps`: 5 steps at 15 frames/s,
+17 at 50) in the simulator and in the model, read one object back
 from both end frames, and compare the direction it moved from the start frame. Only moves where
 the simulator's object moves more than the readout's noise count; a model whose object stays
 put (or is lost) counts as wrong. The aim (issue 15) is that at least 95% of moves agree.
@@ -38,7 +39,13 @@ from worldsim.envs.spec import EnvSpec, preprocess
 from worldsim.models.base import WorldModel
 from worldsim.rollout import imagine
 
-FOLLOW_STEPS = 5  # each action is held this many steps: long enough to move, short enough to read
+# Each action is held as long as a person presses a key, a third of a second of the env's time,
+# and at least 5 steps: long enough to move, short enough to read. In steps, a fixed count meant
+# different things at 15 and 50 frames/s: CarRacing's heading turned by at most 1.4 degrees in 5
+# steps of full steering, often the other way (the wheels still turning back), and 10-18 degrees,
+# always the steered way, in 17 (eval's first 8 seeds after 50 random steps).
+FOLLOW_SECONDS = 1 / 3
+FOLLOW_MIN_STEPS = 5
 FOLLOW_AIM = 0.95
 
 
@@ -67,14 +74,19 @@ READOUTS: dict[str, Readout] = {
     "pong": Readout(read_pong, "paddle_y", 2.0, "screen px"),
     "breakout": Readout(read_breakout, "paddle_x", 2.0, "screen px"),
     "pendulum": Readout(read_pendulum, "rod_angle_deg", 3.0, "degrees", angle=True),
-    # At 50 steps/s, 5 steps of steering turn the view by a fraction of a pixel (0.1-0.6 px in the
-    # simulator): the road's centre is a centroid over the rows ahead, read to below a pixel, and a
-    # threshold of one model pixel (1.5 view px) would count no move at all.
+    # The car's offset from the road's centre just ahead, which steering turns: the centre is a
+    # centroid over the rows ahead, read to below a pixel. Gas or nothing moves it by a fraction
+    # of a pixel, which counts from 0.2 px on.
     "carracing": Readout(read_carracing, "track_offset", 0.2, "view px"),
     "acrobot": Readout(read_acrobot, "link1_angle_deg", 3.0, "degrees", angle=True),
     "mountaincar": Readout(read_mountaincar, "car_x", 0.005, "position units"),
     "lunarlander": Readout(read_lunarlander, "lander_x", 0.005, "half screen widths"),
 }
+
+
+def hold_steps(spec: EnvSpec) -> int:
+    """How many steps each action is held: FOLLOW_SECONDS of the env's time, at least FOLLOW_MIN_STEPS."""
+    return max(FOLLOW_MIN_STEPS, round(FOLLOW_SECONDS * spec.fps))
 
 
 def moving_actions(spec: EnvSpec) -> np.ndarray:
@@ -101,13 +113,14 @@ def action_label(action: np.ndarray, spec: EnvSpec) -> str:
 
 
 def simulate_moves(
-    spec: EnvSpec, seed: int, moves: np.ndarray, warmup: int, context: int, steps: int = FOLLOW_STEPS
+    spec: EnvSpec, seed: int, moves: np.ndarray, warmup: int, context: int, steps: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One held-out start and each move from it in the simulator: the context frames (K, h, w, 3)
     ending at the start frame, per move the start frame and the frames of holding that move
     (A, steps+1, h, w, 3), and the actions played into the start (warmup, ...). The warm-up is
     played by the random policy as in `eval`; each move replays it from the same seed (the
-    simulators are deterministic; checked on the start frame)."""
+    simulators are deterministic; checked on the start frame). `steps`: hold_steps(spec) unless given."""
+    steps = hold_steps(spec) if steps is None else steps
     actor = POLICIES["random"](spec, np.random.default_rng(seed))
     with Simulator(spec) as sim:
         frames, played = [preprocess(sim.reset(seed), spec)], []
@@ -143,7 +156,7 @@ def follow_scores(
 
 
 def action_following(
-    model: WorldModel, episodes: int, steps: int = FOLLOW_STEPS, seed_start: int = EVAL_SEED_START
+    model: WorldModel, episodes: int, steps: int | None = None, seed_start: int = EVAL_SEED_START
 ) -> dict | None:
     """Share of moves in which the model's object moves the way the simulator's does, over
     `episodes` held-out starts and every moving action; None where the env has no readout (not
@@ -155,7 +168,7 @@ def action_following(
     readout = READOUTS.get(spec.name)
     if readout is None:
         return None
-    moves = moving_actions(spec)
+    moves, steps = moving_actions(spec), hold_steps(spec) if steps is None else steps
     warmup = spec.warmup_steps
     context = model.context_frames if warmup else 1
     contexts, runs, pasts = [], [], []
@@ -185,6 +198,7 @@ def action_following(
         "threshold": readout.threshold,
         "unit": readout.unit,
         "steps": steps,
+        "seconds": steps / spec.fps,
         "start": (
             f"the frame after {warmup} steps of random play ({context} context frames)"
             if warmup
@@ -204,5 +218,10 @@ def following_line(result: dict | None, env: str = "") -> str:
     return (
         f"{'PASS' if accuracy >= FOLLOW_AIM else 'FAIL'} action following: {accuracy:.0%} of "
         f"{result['counted']} moves (aim: >= {FOLLOW_AIM:.0%}): {result['object']} after "
-        f"{result['steps']} steps of each action, from {result['start']}"
+        f"{result['steps']} steps{held_time(result)} of each action, from {result['start']}"
     )
+
+
+def held_time(result: dict) -> str:
+    """' (0.34 s)', or '' for results saved before the hold was set in seconds."""
+    return f" ({result['seconds']:.2f} s)" if "seconds" in result else ""
