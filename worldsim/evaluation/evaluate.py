@@ -176,8 +176,9 @@ def write_results(out: Path, names: list[str]) -> str:
         "which the model shows it within 3 of its pixels (bar: >= 0.80; each model's page gives the "
         "5-95% range of it over its episodes resampled: 20 episodes pin it down to about +-0.1 where a "
         "lost ball costs a whole episode's frames). Action following (one per "
-        "model): the share of held actions after which the model's object moved the way the "
-        "simulator's did (aim: >= 95%; – where no object is read). Object errors, SSIM and the plots "
+        "model): the share of actions, each held for a third of a second of the env's time, after "
+        "which the model's object moved the way the simulator's did (aim: >= 95%; – where no object "
+        "is read). Object errors, SSIM and the plots "
         "are in each model's page.",
         "",
         "| model | policy | "
