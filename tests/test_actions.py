@@ -140,6 +140,12 @@ def test_discrete_round_trip(data, spec):
     assert parse_actions(format_actions(actions, spec), spec).tolist() == actions
 
 
+def test_continuous_actions_are_written_as_people_type_them():
+    text = "[-0.6,0.3,0]*15 [1,0.25,0]"
+    assert format_actions(parse_actions(text, CARRACING), CARRACING) == text
+    assert format_actions(parse_actions("0.1 -2*3", PENDULUM), PENDULUM) == "0.1 -2*3"
+
+
 @given(st.data(), st.sampled_from([s for s in SPECS if s.action_kind == "continuous"]))
 def test_continuous_round_trip(data, spec):
     bounds = zip(spec.action_low, spec.action_high, strict=True)

@@ -205,7 +205,9 @@ def _format_one(action, spec: EnvSpec) -> str:
     if spec.action_kind == "discrete":
         return spec.action_names[int(action)]
     values = action if isinstance(action, list) else [action]
-    numbers = ",".join(repr(float(v)).removesuffix(".0") for v in values)
+    # Continuous actions are float32: the shortest text that reads back to the same float32
+    # ("-0.6", where repr of the float64 it widens to says "-0.6000000238418579").
+    numbers = ",".join(np.format_float_positional(np.float32(v), trim="-") for v in values)
     return numbers if spec.action_dim == 1 else f"[{numbers}]"
 
 
