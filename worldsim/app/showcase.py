@@ -228,8 +228,10 @@ def eval_line(folder: Path) -> tuple[str, str] | None:
     )
     following = metrics.get("following") or {}
     if following.get("accuracy") is not None:
+        held = f" for {following['seconds']:.2f} s" if "seconds" in following else ""
         long += (
-            f" Holding a key moves its {str(following.get('object', 'object')).replace('_', ' ')} the "
+            f" Holding a key{held} moves its "
+            f"{str(following.get('object', 'object')).replace('_', ' ')} the "
             f"way the simulator's moves in {following['accuracy']:.0%} of {following['counted']} tries."
         )
     return short, long
