@@ -61,6 +61,19 @@ def test_redraw_measures_the_drawing_apart_from_the_dynamics():
     assert "PSNR redraw" in table.splitlines()[2]
 
 
+def test_the_table_says_n_a_where_no_frame_shows_an_object():
+    from worldsim.evaluation.evaluate import format_table
+
+    nan = float("nan")
+    curve = {k: [30.0, 30.0] for k in ("psnr", "psnr_copy", "ssim", "ssim_copy", "edge_ratio")}
+    results = {"random": curve | {"paddle_y_error": [nan, 1.5], "paddle_y_error_copy": [nan, nan]}}
+    results["random"]["objects_found"] = [nan, 0.5]
+    table = format_table(results, [0, 1], get_spec("pong"), 1)
+    assert "nan" not in table.lower()
+    assert "| random | 0 | 30.00 | 30.00 | 30.000 | 30.000 | 30.000 | n/a | n/a | n/a |" in table
+    assert "| 1.500 | n/a | 50% |" in table
+
+
 @pytest.mark.slow  # a collection and a training
 def test_updating_the_card_records_metrics_and_leaves_the_weights_byte_identical(tiny_checkpoint, tmp_path):
     import json

@@ -294,9 +294,9 @@ def format_table(results: dict, horizons: list[int], spec: EnvSpec, episodes: in
             row += [f"{metrics[k][h]:.2f}" for k in ("psnr", "psnr_copy", "psnr_redraw")[: 2 + redraw]]
             row += [f"{metrics[k][h]:.3f}" for k in ("ssim", "ssim_copy", "edge_ratio")]
             for key in object_keys:
-                row += [f"{metrics[key + '_error'][h]:.3f}", f"{metrics[key + '_error_copy'][h]:.3f}"]
+                row += [_number(metrics[key + "_error"][h]), _number(metrics[key + "_error_copy"][h])]
             if object_keys:
-                row.append(f"{metrics['objects_found'][h]:.0%}")
+                row.append(_share(metrics["objects_found"][h]))
             if ball:
                 row += [_share(metrics["ball_recall"][h]), _share(metrics["ball_recall_copy"][h])]
             lines.append("| " + " | ".join(row) + " |")
@@ -306,11 +306,23 @@ def format_table(results: dict, horizons: list[int], spec: EnvSpec, episodes: in
             f"Ball recall: of the episodes whose simulator frame shows the ball, the share whose predicted "
             f"frame shows it within {BALL_RADIUS:g} model pixels (n/a: no episode shows it at that h).",
         ]
+    if object_keys:
+        lines += [
+            "",
+            "Object errors: mean over the frames where both the simulator's and the model's (or the "
+            "copied) frame show the object; objects found: of the frames where the simulator shows "
+            "an object, the share where the model shows it too (the worst object). n/a: no such frame.",
+        ]
     return "\n".join(lines)
 
 
-def _share(value: float) -> str:
+def _share(value: float | None) -> str:
     return "n/a" if value is None or np.isnan(value) else f"{value:.0%}"
+
+
+def _number(value: float | None) -> str:
+    """An object error: n/a where no pair of frames showed the object (NaN), as `_share`."""
+    return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"
 
 
 # No collapse at the far horizon: predicted frames keep at least this share of the true frames'
