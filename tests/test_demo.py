@@ -60,6 +60,27 @@ def test_action_buttons_append_and_merge_runs():
     assert text == "right*5 left"
     assert demo.describe_actions("cartpole", text) == "right x5, left: 6 steps, 0.12 s of play."
     assert "Unknown action 'jump'" in demo.describe_actions("cartpole", "left jump")
+    # Markdown shows the message as typed ('left*0 ... left*5' was italics between the stars)
+    assert "left\\*0" in demo.describe_actions("cartpole", "left*0")
+
+
+def test_a_bad_upload_is_explained_once_though_every_listener_reads_it(tmp_path, monkeypatch):
+    import gradio as gr
+    from gradio.data_classes import FileData
+
+    from worldsim.app import handlers
+
+    with gr.Blocks():
+        box = handlers.start_frame_input(label="Start frame")
+    fake = tmp_path / "fake.png"
+    fake.write_text("not an image")
+    upload = FileData(path=str(fake), orig_name="fake.png")
+    with pytest.raises(gr.Error, match="fake.png is not a readable image. Accepted: PNG"):
+        box.preprocess(upload)
+    assert box.preprocess(upload) is None  # the upload's other listeners, at the same moment
+    monkeypatch.setattr(handlers, "EXPLAIN_ONCE_SECONDS", -1.0)  # seconds later: a rollout's click
+    with pytest.raises(gr.Error, match="not a readable image"):
+        box.preprocess(upload)
 
 
 @pytest.mark.slow  # four 20-step rollouts

@@ -292,7 +292,14 @@ class App:
             from_simulator.click(
                 handlers.start_from_simulator, [model, seed], [start, simulator_start], **private
             ).then(lambda: None, None, clip_state)
-            actions.change(handlers.describe_actions, [model, actions], action_summary, **private)
+            # read for the chosen model: another model may not take the same actions, or as fast
+            gr.on(
+                [actions.change, model.change],
+                handlers.describe_actions,
+                [model, actions],
+                action_summary,
+                **private,
+            )
             for button in action_buttons:
                 button.click(handlers.append_action, [model, actions, button], actions, **private)
             action_file.upload(handlers.actions_from_file, [model, action_file], actions, **private)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import re
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -155,6 +157,10 @@ def start_from_simulator(model_name: str, seed: float | None):
 # --- Start frames and actions --------------------------------------------------------------
 
 
+EXPLAINED_LOCK = threading.Lock()
+EXPLAIN_ONCE_SECONDS = 5.0
+
+
 def start_frame_input(**kwargs) -> gr.Image:
     """The Start frame box: a gr.Image that hands the uploaded file to worldsim untouched
     (image_mode=None keeps GIFs, 16-bit and EXIF for our loader) and turns a file Pillow cannot
@@ -162,15 +168,27 @@ def start_frame_input(**kwargs) -> gr.Image:
     a gr.Image subclass would make Gradio write a .pyi stub beside this module at import.)"""
     image = gr.Image(type="filepath", image_mode=None, **kwargs)
     preprocess = image.preprocess
+    explained: dict[str, float] = {}  # upload path -> when its message was raised
 
     def preprocess_or_explain(payload):
         try:
             return preprocess(payload)
         except Image.DecompressionBombError:
-            raise gr.Error(f"Image is too large; at most {MAX_IMAGE_PIXELS:,} pixels are accepted.") from None
+            message = f"Image is too large; at most {MAX_IMAGE_PIXELS:,} pixels are accepted."
         except (OSError, ValueError, SyntaxError):  # PIL's "cannot identify", truncation
             name = getattr(payload, "orig_name", None) or "The upload"
-            raise gr.Error(f"{name} is not a readable image. Accepted: {ACCEPTED_IMAGES}.") from None
+            message = f"{name} is not a readable image. Accepted: {ACCEPTED_IMAGES}."
+        # An upload sets off every listener of the box at once: one message, not one per listener.
+        # A click seconds later (a rollout) gets it again.
+        now, path = time.monotonic(), str(getattr(payload, "path", ""))
+        with EXPLAINED_LOCK:
+            for old in [p for p, when in explained.items() if now - when > EXPLAIN_ONCE_SECONDS]:
+                del explained[old]
+            repeat = path in explained
+            explained.setdefault(path, now)
+        if repeat:
+            return None
+        raise gr.Error(message)
 
     image.preprocess = preprocess_or_explain
     return image
@@ -226,16 +244,22 @@ def familiarity_text(model: WorldModel, frame: np.ndarray) -> str:
 
 
 def describe_actions(model_name: str, actions: str) -> str:
-    """A live reading of the Actions box: 'right x5, left x5: 10 steps, 0.20 s of play.'"""
+    """A live reading of the Actions box for the chosen model (Markdown): 'right x5, left x5: 10
+    steps, 0.20 s of play.', or what is wrong with it."""
     if not (actions or "").strip():
         return ""
     try:
         spec = get_model(model_name).spec
-        return action_summary(parse_actions(actions, spec, max_steps=MAX_ROLLOUT_STEPS), spec)
+        return markdown_text(action_summary(parse_actions(actions, spec, max_steps=MAX_ROLLOUT_STEPS), spec))
     except ActionError as error:
-        return f"⚠️ {error}"
+        return f"⚠️ {markdown_text(str(error))}"
     except gr.Error:
         return ""
+
+
+def markdown_text(text: str) -> str:
+    """Text shown as itself in a Markdown box: 'left*0 ... left*5' is not italics."""
+    return re.sub(r"([\\`*_\[\]<>#|])", r"\\\1", text)
 
 
 MAX_BUTTONS = 6  # most action buttons any environment shows (Pong has 6 actions)

@@ -240,7 +240,13 @@ class Game {
     if (banner) {
       const over = this.over();
       banner.hidden = !over;
-      if (over) banner.textContent = `Game over: the model predicts the episode ended · score ${this.score().toFixed(1)}`;
+      // The dream plays on past the end (a branch from before it is a step back away), so the
+      // banner says where the episode ended and what it scored there.
+      const end = this.ended.indexOf(true) + 1;
+      if (over) {
+        banner.textContent = `Game over at step ${end}: the model predicts the episode ended there · `
+          + `score ${this.score().toFixed(1)} · the dream plays on; R restarts`;
+      }
     }
     const pause = $("webplay-pause");
     if (pause) pause.textContent = this.paused ? "Play (P)" : "Pause (P)";
