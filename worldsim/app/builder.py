@@ -157,9 +157,10 @@ class App:
                         psnr_plot = gr.LinePlot(
                             x="step",
                             y="PSNR (dB)",
-                            color="series",
-                            label="Model vs simulator, per step (higher is better)",
+                            label="PSNR against the simulator per step: the model (blue), copying the "
+                            "start frame (orange); higher is better",
                             height=260,
+                            **handlers.PSNR_PLOT_COLOURS,
                         )
                         with gr.Accordion("Export", open=False):
                             with gr.Row():
@@ -218,9 +219,10 @@ class App:
                         game_plot = gr.LinePlot(
                             x="step",
                             y="PSNR (dB)",
-                            color="series",
-                            label="Dream vs reality, per step (higher is better)",
+                            label="PSNR of the dream against reality per step (blue), copying the start "
+                            "frame (orange); higher is better",
                             height=220,
+                            **handlers.PSNR_PLOT_COLOURS,
                         )
                         game_file = gr.File(label="Download", interactive=False, elem_id="play-file")
                     with gr.Tab("Compare models"):

@@ -478,6 +478,15 @@ def _simulator_truth(model: WorldModel, sim_start, actions, start_as_seen) -> np
     return truth
 
 
+# The plot's legend falls below the box Gradio gives it (its title showed, cut off): the label
+# names the colours instead, and the legend's title is blank.
+PSNR_PLOT_COLOURS = {
+    "color": "series",
+    "color_map": {"model": "#4c78a8", "copy start frame": "#f58518"},
+    "color_title": " ",
+}
+
+
 def _psnr_table(model_psnr: np.ndarray, copy_psnr: np.ndarray) -> pd.DataFrame:
     """Per-step PSNR of the model and of copying the start frame for the plot, capped at
     PLOT_MAX_PSNR: identical frames would otherwise plot at 100 dB and flatten the rest."""
