@@ -94,6 +94,13 @@ def test_samples_differ_repeat_with_their_seed_and_come_with_an_uncertainty_pane
     assert first.video.shape[1] > 2 * 256 and first.video.shape[2] > 2 * 640  # a 2-column grid
 
 
+def test_the_second_model_to_compare_is_one_of_the_same_environment():
+    offered = demo.compare_choices("cartpole", "cartpole")
+    assert "cartpole-state" in offered["choices"] and offered["value"] != "cartpole"  # another, by default
+    assert {demo.get_model(name).spec.gym_id for name in offered["choices"]} == {"CartPole-v1"}
+    assert demo.compare_choices("pendulum", "cartpole-state")["choices"] == ["pendulum"]  # the only one
+
+
 def test_compare_two_models_side_by_side_with_the_simulator():
     path, summary = demo.compare_models("cartpole", "cartpole-state", START, "right*5", "seed 7")
     assert path.endswith(".mp4")

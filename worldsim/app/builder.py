@@ -278,6 +278,9 @@ class App:
             demo.load(handlers.action_buttons, model, action_buttons, **private)
             # what a model lacks is hidden, not broken: samples only where it samples
             gr.on([demo.load, model.change], handlers.sample_controls, model, samples, **private)
+            # compared only within one environment: the second list offers what fits
+            compare_with = [model, other_model]
+            gr.on([demo.load, model.change], handlers.compare_choices, compare_with, other_model, **private)
             demo.load(handlers.play_controls, model, list(key_buttons.values()), **private)
             hub_id.submit(handlers.load_from_hub, hub_id, model, **private)
             start.upload(

@@ -547,6 +547,17 @@ def scrubber_range(rollout: Rollout | None):
 # --- Compare two models ---------------------------------------------------------------------
 
 
+def compare_choices(model_name: str, second: str | None):
+    """The Compare tab's second list: the offered models of the chosen one's environment (the
+    only ones it can be compared with), keeping the current pick where it still fits."""
+    env = get_model(model_name).spec.gym_id
+    same = [name for name, entry in catalog.entries.items() if entry.describe()["env"] == env]
+    same = same if model_name in same else [model_name, *same]  # a Hub model is not in the catalog
+    others = [name for name in same if name != model_name]
+    value = second if second in others else next(iter(others), model_name)
+    return gr.update(choices=same, value=value)
+
+
 def compare_models(
     model_a: str,
     model_b: str,
