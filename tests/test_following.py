@@ -82,8 +82,10 @@ def test_the_simulator_follows_every_action_and_a_copier_none(env, episodes):
 def test_each_action_is_held_a_third_of_a_second_of_the_envs_time():
     envs = ("pong", "pendulum", "mountaincar", "carracing")  # 15, 20, 30 and 50 frames/s
     assert [hold_steps(get_spec(env)) for env in envs] == [5, 7, 10, 17]
-    result = action_following(_Frames(get_spec("carracing"), context_frames=2), 1)
-    assert result["steps"] == 17 and "after 17 steps (0.34 s) of each action" in following_line(result)
+    result = {"accuracy": 1.0, "counted": 4, "object": "track_offset", "start": "the reset frame"}
+    line = following_line(result | {"steps": 17, "seconds": 17 / 50})
+    assert "track_offset after 17 steps (0.34 s) of each action, from the reset frame" in line
+    assert "after 5 steps of each action" in following_line(result | {"steps": 5})  # saved before
 
 
 def test_continuous_envs_hold_each_distinct_play_key():

@@ -317,8 +317,8 @@ class App:
                 api_name="rollout",
                 concurrency_limit=2,  # two cores: more at once only slows everyone down
             )
-            # A refused rollout blanks the video; its summary and plot would still describe the last one.
-            rolling.failure(lambda: ("", None), None, [summary, psnr_plot], **private)
+            # A refused rollout: the last one's summary, plot and exports would stand as if its own.
+            rolling.failure(lambda: ("", None, None), None, [summary, psnr_plot, rollout_state], **private)
             # Every new video (Roll out, an example, a loaded session) resets the frame scrubber.
             rollout_state.change(handlers.scrubber_range, rollout_state, [scrubber, still], **private)
             stop.click(None, cancels=[rolling])

@@ -158,7 +158,10 @@ def start_from_simulator(model_name: str, seed: float | None):
 
 
 EXPLAINED_LOCK = threading.Lock()
-EXPLAIN_ONCE_SECONDS = 5.0
+# The listeners of one upload run within this of each other. The key is the upload's path, which
+# Gradio names by the file's content: the same bad file from another visitor within it gets no
+# message at upload (the rollout's own check still says what is missing).
+EXPLAIN_ONCE_SECONDS = 2.0
 
 
 def start_frame_input(**kwargs) -> gr.Image:
@@ -179,7 +182,7 @@ def start_frame_input(**kwargs) -> gr.Image:
             name = getattr(payload, "orig_name", None) or "The upload"
             message = f"{name} is not a readable image. Accepted: {ACCEPTED_IMAGES}."
         # An upload sets off every listener of the box at once: one message, not one per listener.
-        # A click seconds later (a rollout) gets it again.
+        # A click seconds later (a rollout) gets it again (EXPLAIN_ONCE_SECONDS).
         now, path = time.monotonic(), str(getattr(payload, "path", ""))
         with EXPLAINED_LOCK:
             for old in [p for p, when in explained.items() if now - when > EXPLAIN_ONCE_SECONDS]:
@@ -259,7 +262,7 @@ def describe_actions(model_name: str, actions: str) -> str:
 
 def markdown_text(text: str) -> str:
     """Text shown as itself in a Markdown box: 'left*0 ... left*5' is not italics."""
-    return re.sub(r"([\\`*_\[\]<>#|])", r"\\\1", text)
+    return re.sub(r"([\\`*_\[\]<>#|~&])", r"\\\1", text)
 
 
 MAX_BUTTONS = 6  # most action buttons any environment shows (Pong has 6 actions)
@@ -549,8 +552,12 @@ def scrubber_range(rollout: Rollout | None):
 
 def compare_choices(model_name: str, second: str | None):
     """The Compare tab's second list: the offered models of the chosen one's environment (the
-    only ones it can be compared with), keeping the current pick where it still fits."""
-    env = get_model(model_name).spec.gym_id
+    only ones it can be compared with), keeping the current pick where it still fits. A Hub
+    entry not yet in the cache has no known environment and is left out."""
+    try:
+        env = get_model(model_name).spec.gym_id
+    except gr.Error:  # the model picker says why already
+        return gr.update()
     same = [name for name, entry in catalog.entries.items() if entry.describe()["env"] == env]
     same = same if model_name in same else [model_name, *same]  # a Hub model is not in the catalog
     others = [name for name in same if name != model_name]

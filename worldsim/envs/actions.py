@@ -205,10 +205,16 @@ def _format_one(action, spec: EnvSpec) -> str:
     if spec.action_kind == "discrete":
         return spec.action_names[int(action)]
     values = action if isinstance(action, list) else [action]
-    # Continuous actions are float32: the shortest text that reads back to the same float32
-    # ("-0.6", where repr of the float64 it widens to says "-0.6000000238418579").
-    numbers = ",".join(np.format_float_positional(np.float32(v), trim="-") for v in values)
+    numbers = ",".join(_shortest(np.float32(v)) for v in values)
     return numbers if spec.action_dim == 1 else f"[{numbers}]"
+
+
+def _shortest(value: np.float32) -> str:
+    """Continuous actions are float32: the shortest text that reads back to the same float32
+    ("-0.6", where repr of the float64 it widens to says "-0.6000000238418579"; "1e-45", not 47
+    digits)."""
+    texts = (np.format_float_positional(value, trim="-"), np.format_float_scientific(value, trim="-"))
+    return min(texts, key=len)
 
 
 def _is_number(value: object) -> bool:

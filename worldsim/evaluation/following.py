@@ -168,7 +168,8 @@ def action_following(
     readout = READOUTS.get(spec.name)
     if readout is None:
         return None
-    moves, steps = moving_actions(spec), hold_steps(spec) if steps is None else steps
+    moves = moving_actions(spec)
+    steps = hold_steps(spec) if steps is None else steps
     warmup = spec.warmup_steps
     context = model.context_frames if warmup else 1
     contexts, runs, pasts = [], [], []

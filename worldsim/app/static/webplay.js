@@ -245,7 +245,7 @@ class Game {
       const end = this.ended.indexOf(true) + 1;
       if (over) {
         banner.textContent = `Game over at step ${end}: the model predicts the episode ended there · `
-          + `score ${this.score().toFixed(1)} · the dream plays on; R restarts`;
+          + `score ${this.score().toFixed(1)} · the dream plays on; Restart (R) plays again`;
       }
     }
     const pause = $("webplay-pause");
