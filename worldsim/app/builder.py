@@ -36,6 +36,9 @@ close the dream stays (against copying the start frame, which is what "nothing m
 **Play** steps the model live with your keys. **Present** shows only the dreams, large, for a room.
 """
 
+# Gradio's file drop zones: at 60 px their label covered "Drop File Here" and hid "Click to Upload".
+DROP_ZONE_HEIGHT = 120
+
 LAUNCH = {
     "show_error": True,  # users read our messages, not "Error"
     "max_file_size": f"{handlers.MAX_UPLOAD_MB}mb",
@@ -100,7 +103,7 @@ class App:
                         clip = gr.File(
                             label="Or a start clip (its last frames are the context)",
                             file_types=list(CLIP_TYPES),
-                            height=60,
+                            height=DROP_ZONE_HEIGHT,
                             elem_id="start-clip",
                         )
                     simulator_section = gr.Accordion("Start from the simulator", elem_id="simulator-section")
@@ -134,7 +137,7 @@ class App:
                             action_file = gr.File(
                                 label="Action file",
                                 file_types=list(ACTION_FILE_TYPES),
-                                height=60,
+                                height=DROP_ZONE_HEIGHT,
                                 scale=2,
                                 elem_id="action-file",
                             )
@@ -169,7 +172,7 @@ class App:
                                 load_session_file = gr.File(
                                     label="Load a session",
                                     file_types=[".json"],
-                                    height=60,
+                                    height=DROP_ZONE_HEIGHT,
                                     elem_id="session-file",
                                 )
                             export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
