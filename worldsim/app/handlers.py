@@ -64,6 +64,16 @@ class Catalog:
 
     def __init__(self, entries: list[ModelEntry] | None = None):
         self.entries = {entry.name: entry for entry in (model_entries() if entries is None else entries)}
+        self._envs: dict[str, str] = {}  # name -> gymnasium id, read from config.json once
+
+    def env(self, name: str) -> str | None:
+        """The gymnasium id an offered model was trained on; None where unknown (a Hub model not
+        yet in the cache, which a later call reads once it is)."""
+        if name not in self._envs and name in self.entries:
+            env = self.entries[name].describe()["env"]
+            if env is not None:
+                self._envs[name] = env
+        return self._envs.get(name)
 
     def names(self) -> list[str]:
         return list(self.entries)
@@ -558,7 +568,7 @@ def compare_choices(model_name: str, second: str | None):
         env = get_model(model_name).spec.gym_id
     except gr.Error:  # the model picker says why already
         return gr.update()
-    same = [name for name, entry in catalog.entries.items() if entry.describe()["env"] == env]
+    same = [name for name in catalog.names() if catalog.env(name) == env]
     same = same if model_name in same else [model_name, *same]  # a Hub model is not in the catalog
     others = [name for name in same if name != model_name]
     value = second if second in others else next(iter(others), model_name)

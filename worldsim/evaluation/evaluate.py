@@ -294,7 +294,7 @@ def format_table(results: dict, horizons: list[int], spec: EnvSpec, episodes: in
             row += [f"{metrics[k][h]:.2f}" for k in ("psnr", "psnr_copy", "psnr_redraw")[: 2 + redraw]]
             row += [f"{metrics[k][h]:.3f}" for k in ("ssim", "ssim_copy", "edge_ratio")]
             for key in object_keys:
-                row += [_number(metrics[key + "_error"][h]), _number(metrics[key + "_error_copy"][h])]
+                row += [_cell(metrics[key + suffix][h], "{:.3f}") for suffix in ("_error", "_error_copy")]
             if object_keys:
                 row.append(_share(metrics["objects_found"][h]))
             if ball:
@@ -317,12 +317,12 @@ def format_table(results: dict, horizons: list[int], spec: EnvSpec, episodes: in
 
 
 def _share(value: float | None) -> str:
-    return "n/a" if value is None or np.isnan(value) else f"{value:.0%}"
+    return _cell(value, "{:.0%}")
 
 
-def _number(value: float | None) -> str:
-    """An object error: n/a where no pair of frames showed the object (NaN), as `_share`."""
-    return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"
+def _cell(value: float | None, form: str) -> str:
+    """A table cell: n/a where nothing was measured (None, or NaN where no frame showed it)."""
+    return "n/a" if value is None or np.isnan(value) else form.format(value)
 
 
 # No collapse at the far horizon: predicted frames keep at least this share of the true frames'

@@ -242,8 +242,8 @@ class Game {
       banner.hidden = !over;
       // The dream plays on past the end (a branch from before it is a step back away), so the
       // banner says where the episode ended and what it scored there.
-      const end = this.ended.indexOf(true) + 1;
       if (over) {
+        const end = this.ended.indexOf(true) + 1;
         banner.textContent = `Game over at step ${end}: the model predicts the episode ended there · `
           + `score ${this.score().toFixed(1)} · the dream plays on; Restart (R) plays again`;
       }
