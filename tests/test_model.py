@@ -178,6 +178,53 @@ def test_format_12_configs_load_with_an_outcome_head_reading_the_latents():
         LatentConfig.from_dict({**config, "outcome_input": "pixels"})
 
 
+def rewarding_model(reward: float, **overrides) -> LatentWorldModel:
+    """A CartPole model whose outcome head says `reward` for every step."""
+    torch.manual_seed(0)
+    config = LatentConfig.for_env(
+        get_spec("cartpole"), latent_dim=8, hidden_dim=16, outcome=True, **overrides
+    )
+    model = LatentWorldModel(config).eval()
+    with torch.no_grad():
+        model.outcome_head[-1].weight.zero_()
+        model.outcome_head[-1].bias.copy_(torch.tensor([reward, -1.0]))
+    return model
+
+
+@torch.no_grad()
+def test_a_head_with_reward_values_says_the_nearest_of_them():
+    """Pong's head regressed -0.03 where no point fell: a model that knows its env's rewards are
+    -1, 0 and 1 says 0 there, and 1 where it regressed 0.97; one without them says what it regressed."""
+    start = torch.full((1, 1, 64, 160, 3), 200, dtype=torch.uint8)
+    for regressed, snapped in ((0.97, 1.0), (-0.03, 0.0), (-0.6, -1.0), (3.0, 1.0)):
+        model = rewarding_model(regressed, reward_values=[-1, 0, 1])
+        state = model.step(model.start(start), torch.tensor([1]))
+        assert model.outcome(state).reward.tolist() == [snapped]
+        raw = model.with_reward_values([])
+        assert raw.outcome(state).reward.tolist() == [pytest.approx(regressed, abs=1e-6)]
+    assert model.snap_reward(torch.tensor([0.4, 0.6, -7.0])).tolist() == [0.0, 1.0, -1.0]
+
+
+def test_reward_values_are_checked_and_old_configs_load_with_the_reward_as_regressed(tmp_path):
+    model = rewarding_model(-0.03, reward_values=[0, 1])
+    assert model.config.reward_values == [0.0, 1.0] and model.config_dict()["reward_values"] == [0.0, 1.0]
+    folder = save_checkpoint(model, tmp_path / "old")
+    config = json.loads((folder / "config.json").read_text())
+    old = {k: v for k, v in config.items() if k != "reward_values"} | {"format_version": 15}
+    (folder / "config.json").write_text(json.dumps(old))
+    loaded = load(folder)
+    assert loaded.config.reward_values == []
+    state = loaded.step(
+        loaded.start(torch.full((1, 1, 64, 160, 3), 200, dtype=torch.uint8)), torch.tensor([0])
+    )
+    assert loaded.outcome(state).reward.tolist() == [pytest.approx(-0.03, abs=1e-6)]
+    for values in ([1, 0], [0, 0, 1], [0, float("nan")], ["1"], [True]):
+        with pytest.raises(ValueError, match="reward_values must be finite numbers in ascending order"):
+            replace(model.config, reward_values=values)
+    with pytest.raises(ValueError, match="reward_values needs the outcome head"):
+        replace(model.config, outcome=False)
+
+
 @torch.no_grad()
 def test_an_outcome_head_reading_the_frame_answers_for_what_the_frame_shows():
     """The dream's latents drift while its picture holds; a head reading the drawn frame sees the

@@ -39,6 +39,7 @@ def tiny_model(env: str, **overrides) -> LatentWorldModel:
     [
         ("cartpole", {"outcome": True}),  # discrete actions, GRU dynamics, reward and episode end
         ("cartpole", {"outcome": True, "outcome_input": "frame"}),  # ... read from the drawn frame
+        ("cartpole", {"outcome": True, "reward_values": [0.0, 1.0]}),  # ... the reward snapped
         ("cartpole", {"reencode_every": 7}),  # the latent re-encoded from its frame every 7 steps
         ("cartpole", CARTPOLE_POLE),  # the pole painted as a line where the pose says
         ("pendulum", {"dynamics": "state", "state_dims": 3, "state_mean": [0] * 3, "state_std": [1] * 3}),
@@ -79,6 +80,30 @@ def test_step_graph_interface(tmp_path):
     state = start.run(None, {"context": np.zeros((1, 2, 64, 160, 3), np.uint8)})
     out = step.run(None, {**dict(zip(parts, state, strict=True)), "action": np.array([1])})
     assert out[2].dtype == np.uint8 and out[2].shape == (64, 160, 3) and out[4].dtype == bool
+
+
+@pytest.mark.parametrize(("regressed", "snapped"), [(0.97, 1.0), (-0.03, 0.0), (-0.7, -1.0)])
+def test_the_step_graph_snaps_the_reward_to_the_models_reward_values(tmp_path, regressed, snapped):
+    """The page sums the graph's rewards as the score: where the model knows its env's rewards
+    (Pong's -1, 0, 1) the graph says one of them, as torch does."""
+    model = tiny_model("cartpole", outcome=True, reward_values=[-1.0, 0.0, 1.0])
+    with torch.no_grad():  # a head that regresses `regressed` at every step
+        model.outcome_head[-1].weight.zero_()
+        model.outcome_head[-1].bias.copy_(torch.tensor([regressed, -1.0]))
+    model.export_onnx(tmp_path)
+    start, step = session(tmp_path / "start.onnx"), session(tmp_path / "step.onnx")
+    parts = [o.name for o in start.get_outputs()]
+    state = start.run(None, {"context": np.zeros((1, 2, 64, 160, 3), np.uint8)})
+    out = dict(
+        zip(
+            [o.name for o in step.get_outputs()],
+            step.run(None, {**dict(zip(parts, state, strict=True)), "action": np.array([1])}),
+            strict=True,
+        )
+    )
+    assert out["reward"].tolist() == [snapped] and out["reward"].dtype == np.float32
+    torch_state = model.step(model.start(torch.zeros(1, 2, 64, 160, 3, dtype=torch.uint8)), torch.tensor([1]))
+    assert model.outcome(torch_state).reward.tolist() == [snapped]
 
 
 def test_retrained_weights_make_the_graphs_stale(tmp_path):

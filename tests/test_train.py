@@ -370,6 +370,40 @@ def test_an_outcome_head_reading_the_frame_replaces_one_reading_the_latents(
     assert {"end_recall", "end_precision", "reward_rmse"} <= set(record["outcome"]["validation"][-1])
 
 
+def test_the_rewards_recorded_for_snapping_are_the_steps_few_distinct_ones():
+    """Each episode's first frame holds a filler 0 that no step paid; a reward with more than
+    REWARD_SNAP_MAX_VALUES values is a measure, not points, and is not snapped."""
+    from worldsim.data.collect import EpisodeData
+    from worldsim.training.train import REWARD_SNAP_MAX_VALUES, reward_values
+
+    def data(rewards, lengths):
+        rewards, lengths = np.array(rewards, np.float32), np.array(lengths)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        return EpisodeData(
+            None, None, None, rewards, None, starts, lengths, np.array(["random"] * len(lengths))
+        )
+
+    assert reward_values(data([0, -1, -1, 0, -1, -1, -1], [3, 4])) == [-1.0]  # MountainCar: no 0 paid
+    assert reward_values(data([0, 0, 1, -1, 0, 0, 0], [4, 3])) == [-1.0, 0.0, 1.0]
+    many = np.linspace(-16, 0, REWARD_SNAP_MAX_VALUES + 1)
+    assert reward_values(data([0, *many], [len(many) + 1])) == []
+    assert len(reward_values(data([0, *many[1:]], [len(many)]))) == REWARD_SNAP_MAX_VALUES
+
+
+def test_a_trained_outcome_head_says_the_rewards_its_data_held(tiny_checkpoint, tiny_data):
+    """`python -m worldsim train` records the data's rewards (CartPole: 1 a step, 0 played past
+    the end) and the model says only those, with no flag."""
+    from worldsim.data.collect import load_episodes
+    from worldsim.models.registry import load
+    from worldsim.rollout import imagine
+
+    model = load(str(tiny_checkpoint))
+    assert model.config.reward_values == [0.0, 1.0]
+    start = load_episodes(tiny_data, model.spec).frames[None, :1]  # (1, 1, h, w, 3)
+    rewards = imagine(model, start, np.array([[0, 1] * 10])).rewards
+    assert set(np.unique(rewards)) <= {0.0, 1.0}
+
+
 def test_an_unknown_outcome_input_is_refused_before_any_training(tiny_data, tmp_path):
     from worldsim.training.train import TrainConfig, train
 

@@ -144,9 +144,13 @@ def _describe_kind(config: dict) -> str:
     kind = config.get("kind", "latent")
     if kind != "latent":
         return f"- Kind: `{kind}` (a plugin kind: its package's README describes it)."
-    outcome = (
-        " A head predicts each step's reward and whether the episode ended." if config.get("outcome") else ""
-    )
+    outcome = ""
+    if config.get("outcome"):
+        values = ", ".join(f"{v:g}" for v in config.get("reward_values", []))  # 1, not 1.0
+        snapped = (
+            f", the reward snapped to the nearest of those seen in training ({values})" if values else ""
+        )
+        outcome = f" A head predicts each step's reward and whether the episode ended{snapped}."
     return (
         f"- Kind: `latent`: convolutional frame autoencoder (latent {config['latent_dim']}) "
         + (

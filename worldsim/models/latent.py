@@ -44,7 +44,7 @@ from worldsim.models.base import (
     to_uint8,
 )
 
-CONFIG_FORMAT_VERSION = 15
+CONFIG_FORMAT_VERSION = 16
 OUTCOME_INPUTS = ("latents", "frame")
 
 
@@ -79,6 +79,12 @@ class LatentConfig:
     # runs. It suits ends and rewards one frame shows (a pole past 12 degrees), not those a
     # transition makes (a point scored as the ball leaves the court).
     outcome_input: str = "latents"
+    # The rewards the outcome head's training data held, ascending, where they were few (a game
+    # that scores in points: Pong's -1, 0, 1); the head's regressed reward is snapped to the
+    # nearest of them. Empty: the regressed reward as it is (rewards of a continuous measure,
+    # Pendulum's). Pong's head said -0.03 on steps where no point fell, and a page summing it
+    # showed a score of -2.7 where points are whole.
+    reward_values: list[float] = field(default_factory=list)
     # The decoder also sees the action that led to the frame: some screens draw it (Pendulum's
     # torque arrow, CarRacing's steering and gas bars), and a latent stepped by physics alone
     # (state dynamics) cannot know it.
@@ -260,6 +266,20 @@ class LatentConfig:
             raise ValueError(
                 f"outcome_input must be one of {list(OUTCOME_INPUTS)}, got {self.outcome_input!r}"
             )
+        values = self.reward_values
+        if not (
+            isinstance(values, list)
+            and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+            )
+            and values == sorted(set(values))
+        ):
+            raise ValueError(
+                f"reward_values must be finite numbers in ascending order without repeats, got {values!r}"
+            )
+        if values and not self.outcome:
+            raise ValueError("reward_values needs the outcome head (outcome)")
+        self.reward_values = [float(v) for v in values]
         if not isinstance(self.reencode_every, int) or self.reencode_every < 0:
             raise ValueError(
                 f"reencode_every must be a whole number of steps >= 0, got {self.reencode_every!r}"
@@ -348,6 +368,7 @@ CONFIG_UPGRADES: dict[int, Callable[[dict], dict]] = {
     12: lambda data: data,  # 13 added outcome_input ("latents"), reencode_every (0), drawn_segments (none)
     13: lambda data: data,  # 14 added point_memory (off)
     14: lambda data: data,  # 15 added row_memory (off)
+    15: lambda data: data,  # 16 added reward_values (none: the reward as regressed)
 }
 
 
@@ -978,6 +999,8 @@ class LatentWorldModel(PretrainedWorldModel):
         # reward and episode end from the latents before and after a step, or from the drawn frame
         head_inputs = config.latent_dim * (2 if config.outcome_input == "latents" else 1)
         self.outcome_head = _mlp(head_inputs, config.hidden_dim, 2) if config.outcome else None
+        # Kept out of the weights file: the config holds them, and older weights load as they were.
+        self.register_buffer("reward_values", torch.tensor(config.reward_values), persistent=False)
         for name, value in drawing_limits(config).items() if config.pose_bounds else ():
             self.register_buffer(f"draw_{name}", value, persistent=False)
         # Channels-last convolutions: 1.8x faster decoding on this CPU (docs/performance.md).
@@ -1063,6 +1086,14 @@ class LatentWorldModel(PretrainedWorldModel):
         config = replace(self.config, outcome=True, outcome_input=outcome_input)
         model = LatentWorldModel(config).to(self.device)
         model.encoder, model.decoder, model.dynamics = self.encoder, self.decoder, self.dynamics
+        model.calibration = self.calibration
+        return model
+
+    def with_reward_values(self, values: list[float]) -> LatentWorldModel:
+        """This model (the same weights) snapping its predicted rewards to `values`
+        (LatentConfig.reward_values; empty: not snapped)."""
+        model = LatentWorldModel(replace(self.config, reward_values=values)).to(self.device)
+        model.load_state_dict(self.state_dict())
         model.calibration = self.calibration
         return model
 
@@ -1198,7 +1229,15 @@ class LatentWorldModel(PretrainedWorldModel):
         prev_z = state.z if state.prev_z is None else state.prev_z
         seen = self.seen(state) if self.reads_frames else None
         reward, ended = self.outcome_logits(prev_z, state.z, seen)
-        return Outcome(reward=reward.float(), terminated=ended > 0)
+        return Outcome(reward=self.snap_reward(reward.float()), terminated=ended > 0)
+
+    def snap_reward(self, reward: torch.Tensor) -> torch.Tensor:
+        """(B,) regressed rewards -> each the nearest of the config's reward_values (as they are
+        where there are none). The ONNX step graph runs it too (via `outcome`)."""
+        if not self.config.reward_values:
+            return reward
+        nearest = (reward[:, None] - self.reward_values[None, :]).abs().argmin(dim=1)  # (B,)
+        return self.reward_values[nearest]
 
     @torch.inference_mode()
     def reconstruct(self, frames: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:

@@ -8,7 +8,8 @@ per step), and the check that the graphs draw what torch draws.
                  (1, D) float32 continuous)
                  -> `<part>_next` for every part the step changes (the others stay as they are),
                     `frame` uint8 (h, w, 3), and where the model has the `outcome` capability
-                    `reward` (1,) float32 and `terminated` (1,) bool
+                    `reward` (1,) float32 (snapped in the graph to the model's reward_values, where
+                    it has them) and `terminated` (1,) bool
 
 A player runs start once per game and step once per frame, feeding each `<part>_next` back as
 `<part>`. Fewer start frames than K: repeat the first (that is what `start` does with fewer).
@@ -107,8 +108,8 @@ class LatentStep(nn.Module):
         changed = tuple(getattr(state, name) for name in changing_parts(self.model))
         if self.model.outcome_head is None:
             return *changed, frame
-        reward, ended = self.model.outcome_logits(state.prev_z, state.z, state.seen)
-        return *changed, frame, reward.float(), ended > 0
+        outcome = self.model.outcome(state)  # the reward snapped as in torch (reward_values)
+        return *changed, frame, outcome.reward, outcome.terminated
 
 
 def example_inputs(model) -> tuple[torch.Tensor, torch.Tensor]:

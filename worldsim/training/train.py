@@ -373,6 +373,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     result = train_outcome_on_frames(model, data, train_eps, val_eps, config, rng)
                 else:
                     result = train_outcome(model, data, latents, train_eps, val_eps, config, rng)
+                model = model.with_reward_values(reward_values(data))
             else:
                 normalised = None
                 if model.config.dynamics == "state" and states is not None:
@@ -1147,6 +1148,25 @@ def outcome_targets(data: EpisodeData, device) -> tuple[torch.Tensor, torch.Tens
         torch.from_numpy(data.rewards.astype(np.float32)).to(device),
         torch.from_numpy(data.terminals.astype(np.float32)).to(device),
     )
+
+
+# A reward head is snapped to the rewards of its training data (LatentConfig.reward_values) where
+# they are at most this many distinct values. Games that score in points have a handful: Pong 3,
+# CartPole 2 (1 per step, 0 when played past its end), Acrobot 2, MountainCar 1, Breakout's bricks
+# at most 4 (0, 1, 4, 7). A reward that measures something continuous has hundreds: CarRacing's
+# 60,000 frames 163 (each track's tile reward differs with its length), Pendulum and LunarLander
+# about one per step. Any bound between leaves them apart; 8 leaves a game room for a few more
+# kinds of points. (One CarRacing track alone has 2: the count needs more than a few episodes.)
+REWARD_SNAP_MAX_VALUES = 8
+
+
+def reward_values(data: EpisodeData) -> list[float]:
+    """The distinct rewards of the data's steps, ascending, where there are at most
+    REWARD_SNAP_MAX_VALUES of them; else none (the head's reward is not snapped)."""
+    steps = np.ones(len(data.rewards), dtype=bool)
+    steps[data.episode_starts] = False  # an episode's first frame holds a filler 0, no step's reward
+    values = np.unique(data.rewards[steps])
+    return values.tolist() if len(values) <= REWARD_SNAP_MAX_VALUES else []
 
 
 # Frames drawn and encoded again for a head reading the frame (TrainConfig.outcome_input): a
