@@ -65,6 +65,55 @@ def test_collection_takes_the_policies_and_episode_length_it_is_given(tmp_path):
         CollectConfig(env="cartpole", policies="random:1,balanse:1")
 
 
+@pytest.mark.parametrize("env", ["cartpole", "pong"])  # a state replayed; ALE's state copied
+def test_branches_continue_one_state_many_ways(env, tmp_path):
+    from worldsim.data.collect import BRANCH_CONTEXT, CollectConfig, collect
+
+    config = CollectConfig(
+        env=env, out=str(tmp_path), episodes=2, shard_episodes=2, policies="random:1", branch="6 3 8"
+    )
+    collect(config)
+    data = load_episodes(tmp_path, get_spec(env))
+    # 2 seeds x 3 branches, each the 4 frames before the branch point, the point and 8 steps
+    assert data.episode_lengths.tolist() == [BRANCH_CONTEXT + 1 + 8] * 6
+    episodes = np.split(np.arange(len(data.frames)), np.cumsum(data.episode_lengths)[:-1])
+    for seed in (episodes[:3], episodes[3:]):
+        shared = [data.frames[e[: BRANCH_CONTEXT + 1]] for e in seed]
+        assert all(np.array_equal(shared[0], other) for other in shared[1:])  # the same past
+        assert all(
+            np.array_equal(data.actions[seed[0][:BRANCH_CONTEXT]], data.actions[e[:BRANCH_CONTEXT]])
+            for e in seed
+        )
+        futures = {data.actions[e[BRANCH_CONTEXT:-1]].tobytes() for e in seed}
+        assert len(futures) == 3  # and futures of their own (random keys; the collection is seeded)
+    with pytest.raises(ValueError, match="--branch takes three whole numbers.*got '52 50'"):
+        CollectConfig(env="pong", branch="52 50")
+
+
+def test_a_copied_state_continues_as_the_simulator_does():
+    """Pong's branch from a copied emulator state plays the frames a fresh run of the same seed
+    and actions plays: the branches are the simulator's own futures, not a copy's."""
+    from worldsim.data.collect import _make_recording_env
+
+    spec = get_spec("pong")
+    env = _make_recording_env(spec)
+    actions = np.random.default_rng(0).integers(spec.num_actions, size=20)
+    env.reset(seed=7)
+    for a in actions[:10]:
+        env.step(int(a))
+    state = env.clone_state()
+    for a in actions[10:]:
+        env.step(int(a))
+    env.restore_state(state)
+    branched = [env.step(int(a))[-1]["frame"] for a in actions[10:]]
+    env.reset(seed=7)
+    for a in actions[:10]:
+        env.step(int(a))
+    fresh = [env.step(int(a))[-1]["frame"] for a in actions[10:]]
+    env.close()
+    assert all(np.array_equal(b, f) for b, f in zip(branched, fresh, strict=True))
+
+
 @pytest.mark.slow  # a collection and a training
 def test_tiny_training_writes_a_loadable_checkpoint(tiny_checkpoint, start_frame):
     files = {p.name for p in tiny_checkpoint.iterdir()}

@@ -68,6 +68,16 @@ class RecordFrames(gym.Wrapper):
             self._steps_after_end, terminated = 0, False
         return obs, reward, terminated, truncated, self._record(info, obs, reward)
 
+    def clone_state(self):
+        """The emulator's whole state where the env can copy it (ALE), else None."""
+        clone = getattr(self.env.unwrapped, "clone_state", None)
+        return clone(include_rng=True) if clone else None
+
+    def restore_state(self, state) -> None:
+        """Back to a `clone_state`, as it was then (not yet past an episode's end)."""
+        self.env.unwrapped.restore_state(state)
+        self._steps_after_end = None
+
     def _record(self, info: dict, obs, reward: float) -> dict:
         """The frame and state, the reward of the step that led here, and whether the real
         episode has ended by this frame (it stays ended in the steps played past its end)."""
@@ -215,11 +225,31 @@ class CollectConfig:
     # episodes gather many openings: every Pong game starts with the same serve, which random keys
     # return about one time in seven, and a return's angle hangs on a pixel of the paddle.
     episode_steps: int = -1
+    # Many futures of the same moments, "PREFIX BRANCHES STEPS" (e.g. "52 50 12"): each of
+    # `episodes` seeds plays PREFIX steps of its policy, then BRANCHES continuations of STEPS steps
+    # from that one state, each saved as an episode that starts BRANCH_CONTEXT frames before the
+    # branch point. Pong's first serve is the same in every game and whether random keys return it
+    # hangs on a pixel of the paddle: 10,000 of its futures cost what 200 games' openings do.
+    branch: str = ""
 
     def __post_init__(self):
         if self.action_names and not self.env_id:
             raise ValueError("--action-names renames a derived environment's actions: use it with --env-id.")
         self.policy_weights()  # refused now, not after the environment started
+        self.branch_plan()
+
+    def branch_plan(self) -> tuple[int, int, int] | None:
+        """`branch` parsed into (prefix, branches, steps); None where it is empty."""
+        if not self.branch.strip():
+            return None
+        parts = self.branch.split()
+        if len(parts) != 3 or not all(p.isdigit() for p in parts) or int(parts[1]) < 1 or int(parts[2]) < 1:
+            raise ValueError(
+                f"--branch takes three whole numbers, 'PREFIX BRANCHES STEPS' (e.g. '52 50 12': 52 "
+                f"steps, then 50 continuations of 12 steps each); got {self.branch!r}."
+            )
+        prefix, branches, steps = (int(p) for p in parts)
+        return prefix, branches, steps
 
     def policy_weights(self) -> tuple[tuple[str, float], ...] | None:
         """`policies` parsed into (name, weight) pairs; None where it is empty."""
@@ -281,10 +311,17 @@ def collect(config: CollectConfig) -> list[Path]:
     todo = [k for k, path in enumerate(paths) if not path.exists()]
     if len(todo) < num_shards:
         print(f"resuming: {num_shards - len(todo)} of {num_shards} shards already in {out}")
-    progress = tqdm(total=len(todo) * config.shard_episodes, desc=f"collect {spec.name}", unit="ep")
+    plan = config.branch_plan()
+    unit = "ep" if plan is None else "seed"
+    progress = tqdm(total=len(todo) * config.shard_episodes, desc=f"collect {spec.name}", unit=unit)
     for k in todo:
         count = min(config.shard_episodes, config.episodes - k * config.shard_episodes)
-        episodes = collect_episodes(spec, count, config.num_envs, seed=(config.seed, k), progress=progress)
+        if plan is None:
+            episodes = collect_episodes(
+                spec, count, config.num_envs, seed=(config.seed, k), progress=progress
+            )
+        else:
+            episodes = collect_branches(spec, count, *plan, seed=(config.seed, k), progress=progress)
         write_shard(paths[k], spec, episodes)
     progress.close()
     return paths
@@ -355,6 +392,85 @@ def collect_episodes(
     finally:
         envs.close()
     return episodes
+
+
+# A branch's episode starts this many frames before the branch point: a memory's key needs the
+# motion into a step, a row table the last four keys.
+BRANCH_CONTEXT = 4
+
+
+def collect_branches(
+    spec: EnvSpec,
+    count: int,
+    prefix: int,
+    branches: int,
+    steps: int,
+    seed: tuple[int, ...] | int,
+    progress: tqdm | None = None,
+) -> list[dict]:
+    """`count` seeds, each played `prefix` steps by its policy and then continued `branches` times
+    for `steps` steps from that same state (see CollectConfig.branch): count * branches episodes,
+    each from BRANCH_CONTEXT frames before the branch point (fewer where the prefix is shorter).
+    Deterministic given seed. An env that can copy its state (ALE's clone_state) is set back to
+    it; any other is reset with the same seed and replays the prefix's actions."""
+    seq = np.random.SeedSequence(seed)
+    env_seeds = [int(s) % EVAL_SEED_START for s in seq.generate_state(count)]
+    rng = np.random.default_rng(seq)
+    policy_names = [name for name, _ in spec.collect_policies]
+    weights = np.array([w for _, w in spec.collect_policies], dtype=float)
+    env = _make_recording_env(spec)
+    keep = min(BRANCH_CONTEXT, prefix)
+    episodes: list[dict] = []
+    try:
+        for env_seed in env_seeds:
+            name = policy_names[rng.choice(len(policy_names), p=weights / weights.sum())]
+            actor = POLICIES[name](spec, rng)
+            obs, info = env.reset(seed=env_seed)
+            played = [_recorded(info, None)]
+            for _ in range(prefix):
+                action = actor.act(obs)
+                obs, *_, info = env.step(action)
+                played.append(_recorded(info, action))
+            state, branch_obs = env.clone_state(), obs
+            for branch in range(branches):
+                if branch and state is not None:
+                    env.restore_state(state)
+                    obs = branch_obs
+                elif branch:  # no state to copy: the same seed and actions lead to the same state
+                    obs, _ = env.reset(seed=env_seed)
+                    for step in played[1:]:
+                        obs, *_ = env.step(step["action"])
+                steps_taken = [*played[len(played) - 1 - keep :]]
+                for _ in range(steps):
+                    action = actor.act(obs)
+                    obs, *_, info = env.step(action)
+                    steps_taken.append(_recorded(info, action))
+                episodes.append(_branch_episode(steps_taken, env_seed, name))
+            if progress is not None:
+                progress.update(1)
+    finally:
+        env.close()
+    return episodes
+
+
+def _recorded(info: dict, action) -> dict:
+    """One frame of a branch's record: what RecordFrames put in `info`, and the action into it."""
+    return {"action": action, **{k: info.get(k) for k in ("frame", "reward", "terminal", "state")}}
+
+
+def _branch_episode(frames: list[dict], seed: int, policy: str) -> dict:
+    first = frames[0]
+    return _finish(
+        {
+            "frames": [f["frame"] for f in frames],
+            "actions": [f["action"] for f in frames[1:]],
+            "rewards": [np.float32(0), *(f["reward"] for f in frames[1:])],
+            "terminals": [bool(first["terminal"]), *(bool(f["terminal"]) for f in frames[1:])],
+            "states": None if first["state"] is None else [f["state"] for f in frames],
+            "seed": seed,
+            "policy": policy,
+        }
+    )
 
 
 def _make_recording_env(spec: EnvSpec) -> RecordFrames:
