@@ -201,6 +201,7 @@ def test_a_head_with_reward_values_says_the_nearest_of_them():
         state = model.step(model.start(start), torch.tensor([1]))
         assert model.outcome(state).reward.tolist() == [snapped]
         raw = model.with_reward_values([])
+        assert not raw.training  # at inference still: it draws as the model it came from
         assert raw.outcome(state).reward.tolist() == [pytest.approx(regressed, abs=1e-6)]
     assert model.snap_reward(torch.tensor([0.4, 0.6, -7.0])).tolist() == [0.0, 1.0, -1.0]
 

@@ -1095,7 +1095,7 @@ class LatentWorldModel(PretrainedWorldModel):
         model = LatentWorldModel(replace(self.config, reward_values=values)).to(self.device)
         model.load_state_dict(self.state_dict())
         model.calibration = self.calibration
-        return model
+        return model.train(self.training)  # a model at inference stays there (it draws differently)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         return self.encoder(frames)
