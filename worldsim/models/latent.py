@@ -82,8 +82,8 @@ class LatentConfig:
     # The rewards the outcome head's training data held, ascending, where they were few (a game
     # that scores in points: Pong's -1, 0, 1); the head's regressed reward is snapped to the
     # nearest of them. Empty: the regressed reward as it is (rewards of a continuous measure,
-    # Pendulum's). Pong's head said -0.03 on steps where no point fell, and a page summing it
-    # showed a score of -2.7 where points are whole.
+    # Pendulum's). Pong's head said -0.004 to -0.01 at steps where no point fell: summed over a
+    # 300-step dream, a score of -4.3 where points are whole.
     reward_values: list[float] = field(default_factory=list)
     # The decoder also sees the action that led to the frame: some screens draw it (Pendulum's
     # torque arrow, CarRacing's steering and gas bars), and a latent stepped by physics alone
