@@ -755,6 +755,46 @@ def test_a_point_memory_moves_the_ball_in_its_zone_as_the_nearest_remembered_ste
 
 
 @torch.no_grad()
+def test_a_point_memory_keys_on_the_fire_button_and_replays_a_returns_path(tmp_path):
+    """With key_actions, the step's press is a key column; with paths, a looked-up return's next
+    moves are replayed after it (the state h carries which path and how far), then its last
+    motion carries on. Saved and loaded with the weights."""
+    config = LatentConfig.for_env(
+        get_spec("pong"), latent_dim=8, hidden_dim=16, point_momentum=True, **BALL_POSE
+    )
+    # The same contact twice: with fire it went back (-2, 0) and then (-4, -4) twice; without,
+    # (-8, 0) and no path remembered.
+    memory = {"row_dim": 0, "x_low": 126.0, "max_distance": 6.0, "key_actions": [1], "path_steps": 2}
+    keys = torch.tensor([[138.0, 124.0, 4.0, 8.0, -8.0, 0.0, 1.0], [138.0, 124.0, 4.0, 8.0, -8.0, 0.0, 0.0]])
+    paths = (torch.tensor([0, -1]), torch.tensor([[[-4.0, -4.0], [-4.0, -4.0]]]), torch.tensor([2]))
+    model = LatentWorldModel(config).with_point_memory(
+        memory, keys, torch.tensor([[-2.0, 0.0], [-8.0, 0.0]]), paths
+    )
+    save_checkpoint(model, tmp_path / "memory")
+    model = load(tmp_path / "memory")
+    assert model.config.point_memory == {**memory, "paths": 1, "entries": 2}
+    dynamics = model.dynamics.eval()
+    dynamics.delta[-1].weight.zero_()
+    dynamics.delta[-1].bias.zero_()
+
+    def ball_path(action: int, steps: int) -> list[list[float]]:
+        context = torch.zeros(1, 2, 8)
+        context[0, :, 0], context[0, :, 3] = 132.0, 1.0
+        context[0, :, 2], context[0, :, 4] = torch.tensor([134.0, 138.0]), torch.tensor([116.0, 124.0])
+        state = dynamics.start(context)
+        assert state.h.shape == (1, 16 + 8 + 2)  # hidden, the points' motion, the path's number and step
+        places = []
+        for _ in range(steps):
+            state = dynamics.step(state, torch.tensor([action]))
+            places.append([round(float(state.z[0, 2]), 3), round(float(state.z[0, 4]), 3)])
+        return places
+
+    # fire: returned as remembered, its path replayed, then its last motion carried on
+    assert ball_path(1, 4) == [[136.0, 124.0], [132.0, 120.0], [128.0, 116.0], [124.0, 112.0]]
+    assert ball_path(0, 2) == [[130.0, 124.0], [122.0, 124.0]]  # no fire: the other entry, no path
+
+
+@torch.no_grad()
 def test_a_row_memory_steps_the_row_as_its_table_says_once_it_knows_the_last_actions(tmp_path):
     """Row memory: with the row in view, the last N action groups known and an entry of that
     history within reach of the row's last move and place, the row moves as the entry says (the

@@ -431,7 +431,17 @@ def test_a_point_memory_is_refused_before_any_training_where_no_ball_or_row_is_r
     )
     with pytest.raises(ValueError, match="--point-memory needs GRU dynamics with --point-momentum"):
         train(pong, command="pytest")
-    with pytest.raises(ValueError, match="takes 'row_reading x_low max_distance'"):
+    served = TrainConfig(
+        env="pong",
+        data=str(tmp_path / "none"),
+        point_memory="paddle_y 126 6",
+        memory_data=str(tmp_path / "serves"),
+    )
+    with pytest.raises(
+        ValueError, match="--memory-data .*serves: no such folder. Collect it first, e.g. python"
+    ):
+        train(served, command="pytest")
+    with pytest.raises(ValueError, match="takes 'row_reading x_low max_distance .*got 'paddle_y 126'"):
         point_memory(get_spec("pong"), "paddle_y 126")
     assert point_memory(get_spec("pong"), "paddle_y 126 6") == {
         "row_dim": 0,
@@ -461,11 +471,70 @@ def test_a_point_memorys_entries_are_the_steps_in_the_zone_with_the_ball_in_view
     raw[6, 3] = 0.0  # the ball unseen at frame 6
     data = SimpleNamespace(episode_starts=np.array([0, 5]), episode_lengths=np.array([5, 5]))
     poses = torch.from_numpy((raw - 100.0) / 2.0)
-    keys, moves = memory_entries(config, poses, data, np.array([0, 1]), {"row_dim": 0, "x_low": 126.0})
+    keys, moves, paths = memory_entries(config, poses, data, np.array([0, 1]), {"row_dim": 0, "x_low": 126.0})
     # Episode 0 (frames 0-4): steps 2 and 3 (x >= 126, in view around them); step 1 is at x 124.
     # Episode 1 (frames 5-9): step 7 has frame 6 unseen before it, steps 6 and 8 fail the zone or view.
     assert keys.tolist() == [[128, 54, 4, 2, 54 - 57, -1], [132, 56, 4, 2, 56 - 56, -1]]
     assert moves.tolist() == [[4, 2], [4, 2]]
+    assert paths.shape == (2, 0, 3)
+
+    # One episode, returned at step 4 (136 -> 134): with key_actions, whether the step's action is
+    # one; with paths, the next moves while the ball stays in view (unseen at frame 8).
+    raw[6, 3], raw[8, 3] = 1.0, 0.0
+    data = SimpleNamespace(
+        episode_starts=np.array([0]),
+        episode_lengths=np.array([10]),
+        actions=np.array([0, 1, 0, 1, 1, 0, 0, 0, 0, 0]),
+    )
+    memory = {"row_dim": 0, "x_low": 126.0, "key_actions": [1], "path_steps": 3}
+    keys, moves, paths = memory_entries(
+        config, torch.from_numpy((raw - 100.0) / 2.0), data, np.array([0]), memory
+    )
+    assert keys[:, 0].tolist() == [128, 132, 136, 134, 130] and keys[:, 6].tolist() == [0, 1, 1, 0, 0]
+    at_return = keys[:, 0].tolist().index(136)
+    assert moves[at_return].tolist() == [-2, 2]
+    assert paths[at_return].tolist() == [[-4, 2, 1], [-4, 2, 1], [0, 0, 0]]  # to 130, 126, then unseen
+    assert paths[0].tolist() == [[4, 2, 1], [-2, 2, 1], [-4, 2, 1]]
+
+
+def test_a_point_memory_stores_each_entry_once_and_the_returns_paths_apart():
+    from worldsim.training.train import memory_tables
+
+    keys = torch.tensor([[136.0, 9, 4, 2], [136.0, 9, 4, 2], [128.0, 9, 4, 2], [140.0, 9, 4, 2]])
+    moves = torch.tensor([[-2.0, 2], [-2.0, 2], [4.0, 2], [-4.0, 2]])
+    paths = torch.tensor(
+        [
+            [[-4.0, 2, 1], [-4, 2, 1]],
+            [[-4.0, 2, 1], [-4, 2, 1]],
+            [[4.0, 2, 1], [4, 2, 1]],
+            [[0.0, 0, 0], [0, 0, 0]],
+        ]
+    )
+    keys, moves, (path_of, steps, lengths) = memory_tables(keys, moves, paths, with_paths=True)
+    assert len(keys) == 3  # the repeated entry once
+    returned = path_of[keys[:, 0] == 136.0]
+    assert returned.tolist() == [0] and steps[0].tolist() == [[-4, 2], [-4, 2]] and lengths.tolist() == [2]
+    assert path_of[keys[:, 0] != 136.0].tolist() == [-1, -1]  # moving on; a return with no path
+
+
+def test_a_point_memory_takes_key_actions_and_path_steps_by_name():
+    from worldsim.envs.builtin import get_spec
+    from worldsim.envs.objects import point_memory
+
+    pong = get_spec("pong")
+    assert point_memory(pong, "paddle_y 126 6 keys=fire,rightfire,leftfire path=12") == {
+        "row_dim": 0,
+        "x_low": 126.0,
+        "max_distance": 6.0,
+        "key_actions": [1, 4, 5],
+        "path_steps": 12,
+    }
+    with pytest.raises(ValueError, match="keys= names discrete actions of pong: noop, fire.*got jump"):
+        point_memory(pong, "paddle_y 126 6 keys=fire,jump")
+    with pytest.raises(ValueError, match=r"\[keys=action,...\] \[path=steps\].*got 'paddle_y 126 6 path=x'"):
+        point_memory(pong, "paddle_y 126 6 path=x")
+    with pytest.raises(ValueError, match="got 'paddle_y 126 6 colour=red'"):
+        point_memory(pong, "paddle_y 126 6 colour=red")
 
 
 def test_a_row_memory_names_a_row_reading_and_groups_of_the_environments_actions():

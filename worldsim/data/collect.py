@@ -213,7 +213,7 @@ class CollectConfig:
     env_id: str = ""
     action_names: str = ""  # with --env-id: names for the discrete actions, comma-separated
     out: str = ""  # folder of shards; default data/<env> (kept out of git)
-    episodes: int = 0  # total episodes; 0 takes the spec's collect_episodes (CartPole: 600)
+    episodes: int = 0  # total episodes (with --branch: seeds); 0 takes the spec's collect_episodes
     shard_episodes: int = 25  # episodes per shard file: the unit of resumption
     num_envs: int = 2  # sub-environments in the async vector env (one per core)
     seed: int = 0  # with num_envs, fixes every shard's content

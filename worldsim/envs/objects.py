@@ -331,24 +331,43 @@ def drawn_rows(spec: EnvSpec, text: str) -> list[list[float]]:
 
 def point_memory(spec: EnvSpec, text: str) -> dict:
     """`train --point-memory` ("paddle_y 126 6": the row reading that keys it, the zone's x edge
-    in render pixels, the farthest key distance used) -> LatentConfig.point_memory without its
-    size; {} for "". A ValueError says what is accepted."""
+    in render pixels, the farthest key distance used; then optionally "keys=fire,rightfire,leftfire",
+    actions whose press is a key column, and "path=12", the steps of a return replayed) ->
+    LatentConfig.point_memory without its size; {} for "". A ValueError says what is accepted."""
     if not text.strip():
         return {}
+    accepted = (
+        "--point-memory takes 'row_reading x_low max_distance [keys=action,...] [path=steps]', e.g. "
+        "'paddle_y 126 6' or 'paddle_y 126 6 keys=fire,rightfire,leftfire path=12'"
+    )
     try:
-        name, x_low, max_distance = text.split()
+        name, x_low, max_distance, *options = text.split()
         numbers = float(x_low), float(max_distance)
+        options = dict(option.split("=", 1) for option in options)
+        path_steps = int(options.pop("path", 0))
     except ValueError:
-        raise ValueError(
-            "--point-memory takes 'row_reading x_low max_distance', e.g. 'paddle_y 126 6'."
-        ) from None
+        raise ValueError(f"{accepted}; got {text!r}.") from None
+    key_actions = [a for a in options.pop("keys", "").split(",") if a]
+    if options or path_steps < 0:
+        raise ValueError(f"{accepted}; got {text!r}.")
     column = pose_columns(spec)
     if name not in column or not object_points(spec):
         raise ValueError(
             f"--point-memory: {spec.name} needs a ball read as a point and a row reading named "
             f"{name!r}; its readings are {list(column)}."
         )
-    return {"row_dim": column[name], "x_low": numbers[0], "max_distance": numbers[1]}
+    unknown = [a for a in key_actions if a not in spec.action_names]
+    if (spec.action_kind != "discrete" and key_actions) or unknown:
+        raise ValueError(
+            f"--point-memory keys= names discrete actions of {spec.name}: {', '.join(spec.action_names)}; "
+            f"got {', '.join(unknown or key_actions)}."
+        )
+    memory = {"row_dim": column[name], "x_low": numbers[0], "max_distance": numbers[1]}
+    if key_actions:
+        memory["key_actions"] = [spec.action_names.index(a) for a in key_actions]
+    if path_steps:
+        memory["path_steps"] = path_steps
+    return memory
 
 
 def row_memory(spec: EnvSpec, text: str) -> dict:

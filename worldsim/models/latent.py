@@ -170,6 +170,11 @@ class LatentConfig:
     # else "x_low" (render px), "row_dim" (pose dim of the row reading), "max_distance" (px,
     # summed over the key; farther, the GRU's own motion stands) and "entries" (the memory's size).
     # A GRU whose speed head never learnt a return left the ball running through the paddle.
+    # Optional: "key_actions", actions whose press is a key column too (Pong's fire: frames do
+    # not show it, and it decides a return's speed where they leave it open), and "path_steps"
+    # with "paths": where the looked-up step turned the ball back (a return), the ball's next
+    # moves after it, up to path_steps, replayed as remembered (a returned ball's first steps
+    # away from the paddle had no remembered neighbour, and the GRU lost it there).
     point_memory: dict = field(default_factory=dict)
     # GRU: a row reading (Pong's paddle) stepped at inference by a table of the training data:
     # from its last move, its place and the last N actions (in groups that move it alike), the
@@ -629,6 +634,9 @@ def speed_table(config: LatentConfig) -> dict[str, torch.Tensor]:
 # half: a paddle's motion shapes a return less than where on it the ball lands.
 MEMORY_KEY_SIZE = 6
 MEMORY_KEY_WEIGHTS = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 0.5])
+# With key_actions, a seventh column: 1 where the step's action is one of them. A mismatch costs
+# 5 px of the 6 px reach: Pong's fire decided 10 of the 13 contacts the frames left open.
+KEY_ACTION_WEIGHT = 5.0
 
 
 def memory_key(
@@ -719,11 +727,27 @@ class LatentDynamics(nn.Module):
             self.register_buffer("speed_mask", F.pad((codes == _NO_SPEED) * -1e4, (0, 1)), persistent=False)
             self.register_buffer("speed_onto", F.one_hot(axes, z).float(), persistent=False)  # (D, Z)
         self.memory = dict(config.point_memory)
+        self.path_state_size = 0  # h's very last dims: the replayed path's number and step
         if self.memory:  # the entries are weights (saved), filled by `with_point_memory`
-            entries = int(self.memory["entries"])
-            self.register_buffer("memory_keys", torch.zeros(entries, MEMORY_KEY_SIZE))
+            entries, key_actions = int(self.memory["entries"]), self.memory.get("key_actions", [])
+            weights = (
+                MEMORY_KEY_WEIGHTS
+                if not key_actions
+                else F.pad(MEMORY_KEY_WEIGHTS, (0, 1), value=KEY_ACTION_WEIGHT)
+            )
+            self.register_buffer("memory_keys", torch.zeros(entries, len(weights)))
             self.register_buffer("memory_moves", torch.zeros(entries, 2))
-            self.register_buffer("memory_weights", MEMORY_KEY_WEIGHTS.clone(), persistent=False)
+            self.register_buffer("memory_weights", weights.clone(), persistent=False)
+            pressed = torch.zeros(config.num_actions if config.action_kind == "discrete" else 1)
+            pressed[list(key_actions)] = 1.0
+            self.register_buffer("memory_pressed", pressed, persistent=False)
+            self.path_steps = int(self.memory.get("path_steps", 0))
+            if self.path_steps:
+                paths = int(self.memory["paths"])
+                self.register_buffer("memory_path_of", torch.zeros(entries, dtype=torch.int64))  # -1: none
+                self.register_buffer("memory_paths", torch.zeros(paths, self.path_steps, 2))
+                self.register_buffer("memory_path_lengths", torch.zeros(paths, dtype=torch.int64))
+                self.path_state_size = 2
             x_dim, y_dim, seen_dim = config.points[0]
             dims = [x_dim, y_dim, seen_dim, int(self.memory["row_dim"])]
             self.memory_dims = dims
@@ -763,6 +787,8 @@ class LatentDynamics(nn.Module):
             h = torch.cat([h, self.snap(self.moving * motion, context[:, -1])], dim=1)
         if self.row_memory:
             h = torch.cat([h, self.row_start(context, past)], dim=1)
+        if self.path_state_size:  # no path replayed: path 0, past its end
+            h = torch.cat([h, h.new_tensor([0.0, self.path_steps]).expand(len(h), 2)], dim=1)
         return LatentState(z=context[:, -1], h=h)
 
     def row_start(self, context: torch.Tensor, past: torch.Tensor | None) -> torch.Tensor:
@@ -816,8 +842,9 @@ class LatentDynamics(nn.Module):
         "speed" (B, D, K + 1) with speed classes. Training says what truly happens instead:
         `contacts` (B, P) of 0/1 opens the gate (None: where its logit is positive), and `speeds`
         (B, D) picks each point axis's class (None: the likeliest, where the point is in view)."""
-        core = state.h.shape[1] - self.row_state_size  # the row memory's state comes last
+        core = state.h.shape[1] - self.row_state_size - self.path_state_size  # the memories' state last
         hidden, motion = state.h[:, : self.hidden_dim], state.h[:, self.hidden_dim : core]
+        path_state = state.h[:, state.h.shape[1] - self.path_state_size :]
         carried = motion  # the points' motion into this step
         seen = [state.z, motion] if self.moving is not None else [state.z]
         hidden = self.cell(torch.cat([*seen, embed_actions(self.embed_action, actions)], dim=1), hidden)
@@ -850,8 +877,9 @@ class LatentDynamics(nn.Module):
         z = state.z + (1 - self.moving) * delta + motion
         z, row_state = self.step_row(state, z, actions)  # first: the point memory keys on the row
         if self.memory and not self.training:
-            z, motion = self.recall(state.z, carried, z, motion)
-        return state.next(z=z, h=torch.cat([hidden, motion, row_state], dim=1), action=actions), heads
+            z, motion, path_state = self.recall(state.z, carried, z, motion, actions, path_state)
+        h = torch.cat([hidden, motion, row_state, path_state], dim=1)
+        return state.next(z=z, h=h, action=actions), heads
 
     def step_row(
         self, state: LatentState, z_next: torch.Tensor, actions: torch.Tensor
@@ -863,7 +891,8 @@ class LatentDynamics(nn.Module):
         if not self.row_memory:
             return z_next, state.h[:, :0]
         dim, (mean, std) = int(self.row_memory["row_dim"]), self.row_scale
-        row_state = state.h[:, state.h.shape[1] - self.row_state_size :]
+        end = state.h.shape[1] - self.path_state_size
+        row_state = state.h[:, end - self.row_state_size : end]
         previous, history = row_state[:, 0], row_state[:, 1:]
         history = torch.cat([history[:, 1:], self.row_groups[actions.long()][:, None]], dim=1)
         row = state.z[:, dim] * std + mean
@@ -881,30 +910,55 @@ class LatentDynamics(nn.Module):
         return z_next, torch.cat([row[:, None], history], dim=1)
 
     def recall(
-        self, z: torch.Tensor, carried: torch.Tensor, z_next: torch.Tensor, motion: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self,
+        z: torch.Tensor,
+        carried: torch.Tensor,
+        z_next: torch.Tensor,
+        motion: torch.Tensor,
+        actions: torch.Tensor,
+        path_state: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Point memory (LatentConfig.point_memory): from latent `z` with the motion `carried`
         into it, where the point is in view in the zone and a remembered moment lies within reach,
         the step's result `z_next` and its `motion` (B, Z) with the point moved as that moment's
-        ball moved."""
+        ball moved; with paths, a return's next moves replayed after it (`path_state` (B, 2): the
+        path's number and step, carried in h, returned stepped)."""
         x_dim, y_dim, seen_dim, row_dim = self.memory_dims
         mean, std = self.memory_mean, self.memory_std
         x, y, seen, row = (z[:, [x_dim, y_dim, seen_dim, row_dim]] * std + mean).unbind(1)
         in_zone = (x >= self.memory["x_low"]) & (seen > 0.5)
-        if not torch.onnx.is_in_onnx_export() and not bool(in_zone.any()):  # most steps: no lookup
-            return z_next, motion
+        replaying = torch.zeros_like(in_zone)
+        if self.path_state_size:
+            path, step = path_state.long().unbind(1)
+            replaying = (step < self.memory_path_lengths[path]) & (seen > 0.5)
+        if not torch.onnx.is_in_onnx_export() and not bool((in_zone | replaying).any()):  # most steps
+            return z_next, motion, path_state
         row_next = z_next[:, row_dim] * std[3] + mean[3]
         vx, vy = carried[:, x_dim] * std[0], carried[:, y_dim] * std[1]
         key = memory_key(x, y, vx, vy, row, row_next)
+        if self.memory_keys.shape[1] > MEMORY_KEY_SIZE:  # key_actions: whether one was pressed
+            pressed = (
+                self.memory_pressed[actions.long().view(-1)] if actions.dim() == 1 else actions[:, :0].sum(1)
+            )
+            key = torch.cat([key, pressed[:, None]], dim=1)
         distance = ((key[:, None] - self.memory_keys).abs() * self.memory_weights).sum(dim=2)
         nearest, index = distance.min(dim=1)
-        use = in_zone & (nearest < self.memory["max_distance"])
-        move = self.memory_moves[index] / std[:2]  # (B, 2) normalised
+        use = in_zone & (nearest < self.memory["max_distance"]) & ~replaying
+        move = self.memory_moves[index]
+        if self.path_state_size:  # a path replayed goes on; a return looked up starts its own
+            replayed = self.memory_paths[path, step.clamp(max=self.path_steps - 1)]
+            move = torch.where(replaying[:, None], replayed, move)
+            starts = use & (self.memory_path_of[index] >= 0)
+            step = torch.where(starts, 0, torch.where(replaying, step + 1, step))
+            path = torch.where(starts, self.memory_path_of[index], path)
+            path_state = torch.stack([path, step], dim=1).to(path_state.dtype)
+            use = use | replaying
+        move = move / std[:2]  # (B, 2) normalised
         z_next, motion = z_next.clone(), motion.clone()
         for column, dim in enumerate((x_dim, y_dim)):
             z_next[:, dim] = torch.where(use, z[:, dim] + move[:, column], z_next[:, dim])
             motion[:, dim] = torch.where(use, move[:, column], motion[:, dim])
-        return z_next, motion
+        return z_next, motion, path_state
 
     def snap(self, motion: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """(B, Z) motions -> the same, where a point is in view in `z` (the latent it moves from)
@@ -1054,10 +1108,23 @@ class LatentWorldModel(PretrainedWorldModel):
         model.encoder, model.decoder, model.outcome_head = self.encoder, self.decoder, self.outcome_head
         return model
 
-    def with_point_memory(self, memory: dict, keys: torch.Tensor, moves: torch.Tensor) -> LatentWorldModel:
+    def with_point_memory(
+        self,
+        memory: dict,
+        keys: torch.Tensor,
+        moves: torch.Tensor,
+        paths: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> LatentWorldModel:
         """This model with a point memory (LatentConfig.point_memory: `memory` without its size)
-        of `keys` (M, MEMORY_KEY_SIZE) and the point's `moves` (M, 2) in render pixels."""
-        return self._with_memory("point_memory", memory, {"memory_keys": keys, "memory_moves": moves})
+        of `keys` (M, MEMORY_KEY_SIZE, + 1 with key_actions) and the point's `moves` (M, 2) in
+        render pixels; with memory["path_steps"], `paths`: each entry's path number (M,), -1
+        where none, the paths (R, path_steps, 2) and their lengths (R,)."""
+        entries = {"memory_keys": keys, "memory_moves": moves}
+        if paths is not None:
+            path_of, steps, lengths = paths
+            entries.update(memory_path_of=path_of, memory_paths=steps, memory_path_lengths=lengths)
+            memory = {**memory, "paths": len(steps)}
+        return self._with_memory("point_memory", memory, entries)
 
     def with_row_memory(
         self, memory: dict, codes: torch.Tensor, keys: torch.Tensor, moves: torch.Tensor

@@ -159,6 +159,10 @@ class TrainConfig:
     # stage "memory" too: a row memory (LatentConfig.row_memory), "row_reading actions [group ...]",
     # e.g. "paddle_y 4 noop,fire right,rightfire left,leftfire" ("" none).
     row_memory: str = ""
+    # More episodes for the memory stage alone, a shard folder (e.g. branches from `collect
+    # --branch`): the point memory's entries come from the training episodes and all of these.
+    # Pong's first serve, 10,000 times from 200 states, is a return the memory then knows.
+    memory_data: str = ""
     unroll: int = 40  # predicted steps per training window: errors must stay small for this long
     single_frame_share: float = 0.5  # windows whose context is one frame (what users upload)
     # One frame cannot show velocity, so from one frame the dynamics learn the velocity their
@@ -256,6 +260,14 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
             f"--outcome-input must be one of {', '.join(OUTCOME_INPUTS)}, got {config.outcome_input!r}."
         )
     memory = point_memory(spec, config.point_memory)  # refused now, not after the other stages
+    local = config.memory_data and not config.memory_data.startswith("hf://")
+    if memory and local and "memory" in stages and not Path(config.memory_data).exists():
+        raise ValueError(
+            f"--memory-data {config.memory_data}: no such folder. Collect it first, e.g. "
+            f"python -m worldsim collect --env {spec.name} --out {config.memory_data} --episodes 200 "
+            "--branch '52 50 12' (the model card says the command its memory was made with), or "
+            "train with --memory-data ''."
+        )
     if memory and "dynamics" in stages and not (config.point_momentum and config.dynamics != "state"):
         raise ValueError("--point-memory needs GRU dynamics with --point-momentum.")
     rows = row_memory(spec, config.row_memory)
@@ -358,9 +370,23 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     raise ValueError("--row-memory needs GRU dynamics.")
                 result = {}
                 if memory:
-                    keys, moves = memory_entries(model.config, poses, data, train_eps, memory)
-                    model = model.with_point_memory(memory, keys, moves)
+                    entries = [memory_entries(model.config, poses, data, train_eps, memory)]
+                    if config.memory_data:
+                        more = load_any_episodes(config.memory_data, spec)
+                        more_poses = visible_poses(spec, more, from_frames=config.frame_poses)
+                        more_poses = (more_poses - np.array(model.config.pose_mean)) / np.array(
+                            model.config.pose_std
+                        )
+                        more_poses = torch.from_numpy(more_poses.astype(np.float32))
+                        episodes = np.arange(more.num_episodes)
+                        entries.append(memory_entries(model.config, more_poses, more, episodes, memory))
+                        result["memory_data_episodes"] = int(more.num_episodes)
+                    keys, moves, paths = (torch.cat(parts) for parts in zip(*entries, strict=True))
+                    keys, moves, paths = memory_tables(keys, moves, paths, bool(memory.get("path_steps")))
+                    model = model.with_point_memory(memory, keys, moves, paths)
                     result["entries"] = len(keys)
+                    if paths is not None:
+                        result["paths"] = len(paths[1])
                 if rows:
                     model = model.with_row_memory(
                         rows, *row_memory_entries(model.config, poses, data, train_eps, rows)
@@ -889,23 +915,58 @@ def _steps_in_view(
 
 def memory_entries(
     config: LatentConfig, poses: torch.Tensor, data: EpisodeData, episodes: np.ndarray, memory: dict
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A point memory's entries (LatentDynamics.recall), from the readers' positions `poses`
     (normalised, (N, pose_dims)) in `episodes`: every step t -> t+1 where the first point is in
     view at t-1, t and t+1 and at t at or past the zone's edge: its key (MEMORY_KEY_SIZE, render
-    pixels) and the point's move in x and y."""
+    pixels; with key_actions, + whether the step's action is one), the point's move in x and y,
+    and its path (path_steps, 3: the next moves in x and y and 1 while the point stayed in view;
+    path_steps 0: none)."""
     x_dim, y_dim, seen_dim = config.points[0]
     row_dim = memory["row_dim"]
     raw = _readings(config, poses)
-    steps = _steps_in_view(data, episodes, raw[:, seen_dim] > 0.5)
+    seen = raw[:, seen_dim] > 0.5
+    steps = _steps_in_view(data, episodes, seen)
     steps = steps[raw[steps, x_dim] >= memory["x_low"]]
     now, before, after = raw[steps], raw[steps - 1], raw[steps + 1]
     motion = now - before
     keys = memory_key(
         now[:, x_dim], now[:, y_dim], motion[:, x_dim], motion[:, y_dim], now[:, row_dim], after[:, row_dim]
     )
+    if memory.get("key_actions"):
+        pressed = np.isin(np.asarray(data.actions)[steps.numpy()], memory["key_actions"])
+        keys = torch.cat([keys, torch.from_numpy(pressed).to(keys.dtype)[:, None]], dim=1)
     moves = after[:, [x_dim, y_dim]] - now[:, [x_dim, y_dim]]
-    return keys.float(), moves.float()
+    path = torch.zeros(len(steps), int(memory.get("path_steps", 0)), 3, dtype=raw.dtype)
+    episode_of = np.repeat(np.arange(len(data.episode_lengths)), data.episode_lengths)
+    going = torch.ones(len(steps), dtype=torch.bool)
+    for k in range(path.shape[1]):  # the moves t+1+k -> t+2+k while in view, in the episode
+        frame, nxt = (steps + 1 + k).clamp(max=len(raw) - 1), (steps + 2 + k).clamp(max=len(raw) - 1)
+        same = torch.from_numpy(episode_of[nxt.numpy()] == episode_of[steps.numpy()])
+        going = going & same & seen[frame] & seen[nxt] & (steps + 2 + k < len(raw))
+        path[:, k, :2] = (raw[nxt][:, [x_dim, y_dim]] - raw[frame][:, [x_dim, y_dim]]) * going[:, None]
+        path[:, k, 2] = going
+    return keys.float(), moves.float(), path.float()
+
+
+def memory_tables(
+    keys: torch.Tensor, moves: torch.Tensor, paths: torch.Tensor, with_paths: bool
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]:
+    """Point memory entries (`memory_entries`, from several collections concatenated) as the
+    model stores them: each distinct (key, move, path) once (branches repeat the steps before
+    their branch point by the thousand), and with paths, the returns' (the point moving right
+    into the step, left in it) as a table of their own: every entry's path number (-1 none),
+    the paths (R, path_steps, 2) and their lengths (R,)."""
+    rows = torch.cat([keys, moves, paths.flatten(1)], dim=1).unique(dim=0)
+    keys, moves = rows[:, : keys.shape[1]], rows[:, keys.shape[1] : keys.shape[1] + 2]
+    if not with_paths:
+        return keys, moves, None
+    paths = rows[:, keys.shape[1] + 2 :].view(len(rows), -1, 3)
+    lengths = paths[:, :, 2].sum(dim=1).long()
+    returns = (keys[:, 2] > 0) & (moves[:, 0] < 0) & (lengths > 0)
+    path_of = torch.full((len(rows),), -1, dtype=torch.int64)
+    path_of[returns] = torch.arange(int(returns.sum()))
+    return keys, moves, (path_of, paths[returns, :, :2].contiguous(), lengths[returns])
 
 
 def row_memory_entries(
