@@ -198,6 +198,21 @@ def test_ball_recall_bar_is_for_the_rows_after_warm_up_where_there_are_some():
     assert breakout[9].startswith("PASS script ball recall h=5..60: 0.90 (bar: >= 0.80)")
 
 
+def test_ball_recall_bar_is_judged_on_the_wider_sample_where_there_is_one():
+    """eval measures the barred rows again on BALL_BAR_EPISODES: 20 episodes' pooled recall
+    moves by 0.05 with one first serve. The table keeps its own episodes' figure."""
+    from worldsim.evaluation.evaluate import BALL_BAR_EPISODES
+
+    hits = {"ball_episode_hits": [17.0] * BALL_BAR_EPISODES, "ball_episode_seen": [20.0] * BALL_BAR_EPISODES}
+    wide = {"random @50": _ball(0.85) | hits}
+    lines = check_bars({"random": _ball(0.1), "random @50": _ball(0.76)}, wide)
+    assert lines[9].startswith(
+        f"PASS random @50 ball recall h=5..60 over {BALL_BAR_EPISODES} episodes: 0.85 (5-95%"
+    )
+    assert "INFO random ball recall h=5..60: 0.10" in lines[4]  # the reset row is not barred
+    assert check_bars({"random": _ball(0.1), "random @50": _ball(0.76)})[9].startswith("FAIL random @50")
+
+
 def test_results_md_is_written_from_the_saved_evaluations(tmp_path):
     """results.md summarises every model's saved eval: a row per policy with its PSNR, bars, ball
     recall and action following, and the agent-in-dream table where a controller played."""

@@ -37,6 +37,7 @@ from worldsim.evaluation.metrics import (
     per_step_metrics,
     pooled_ball_recall,
 )
+from worldsim.models.base import WorldModel
 from worldsim.models.checkpoint import resolve, save_metrics
 from worldsim.models.registry import load
 from worldsim.rollout import imagine
@@ -46,6 +47,9 @@ REPORT_HORIZONS = (1, 5, 10, 30, 60)
 AGENT_STEPS = 300
 # Every env is also measured under these: what an outsider tries first, whatever the env collects.
 OUTSIDER_POLICIES = ("random", "script")
+# Episodes the ball recall bar is judged on, whatever the table's count (see evaluate_model).
+BALL_BAR_EPISODES = 100
+BAR_SPAN = f"h={BALL_HORIZONS[0]}..{BALL_HORIZONS[1]}"
 
 
 def simulate(
@@ -87,28 +91,26 @@ def evaluate_model(
         p for p, _ in spec.collect_policies if p not in (*OUTSIDER_POLICIES, "sticky")
     ]
     results: dict[str, dict[str, list[float]]] = {}
+    starts = {}  # row label -> (policy, warm-up steps, context frames)
     for policy in policies:
         for suffix, warmup, context in evaluation_starts(spec, model.context_frames):
-            true, actions, contexts, pasts = [], [], [], []
-            for i in tqdm(range(episodes), desc=f"simulate {policy}{suffix}", unit="ep"):
-                frames, acts = simulate(spec, EVAL_SEED_START + i, policy, horizon, warmup)
-                true.append(frames[warmup:])
-                actions.append(acts[warmup:])
-                contexts.append(frames[warmup + 1 - context : warmup + 1])
-                pasts.append(acts[max(0, warmup - model.past_actions) : warmup])
-            true_frames = np.stack(true)
-            # After a warm-up the keys played into the start are known, as from the app's simulator
-            # start; from a reset none were played.
-            past = np.stack(pasts) if warmup and model.past_actions else None
-            pred = imagine(model, np.stack(contexts), np.stack(actions), past=past).frames
-            redrawn = model.redraw(true_frames) if model.capabilities.redraw else None
-            metrics = per_step_metrics(pred, true_frames, spec, redrawn)
-            results[policy + suffix] = {k: v.tolist() for k, v in metrics.items()}
+            starts[policy + suffix] = (policy, warmup, context)
+            results[policy + suffix] = played_metrics(
+                model, policy, warmup, context, range(episodes), horizon
+            )
+    # The ball recall bar on more episodes than the table's: a first serve returned or let
+    # through moves 20 episodes' pooled recall by 0.05 (Pong's 5-95% over resampled sets of 20
+    # spans 0.63-0.89), so the bar's verdict is taken on BALL_BAR_EPISODES.
+    wide = {
+        label: played_metrics(model, *starts[label], range(max(episodes, BALL_BAR_EPISODES)), horizon)
+        for label in barred_ball_rows(results)
+        if episodes < BALL_BAR_EPISODES
+    }
     horizons = [h for h in REPORT_HORIZONS if h <= horizon]
     markdown = format_table(results, horizons, spec, episodes)
     following = action_following(model, episodes)
     examples = example_scores(model, name, folder, episodes)
-    bars = [*check_bars(results), following_line(following, spec.name), *map(example_line, examples)]
+    bars = [*check_bars(results, wide), following_line(following, spec.name), *map(example_line, examples)]
     if examples:
         markdown += "\n\n### The app's examples\n\n" + examples_markdown(examples, episodes)
     agent = agent_scores(model, max(1, episodes // 2), AGENT_STEPS)
@@ -130,6 +132,11 @@ def evaluate_model(
                 f"h={BALL_HORIZONS[0]}..{BALL_HORIZONS[1]} copy": pooled_ball_recall(m, suffix="_copy"),
                 "h=30": pooled_ball_recall(m, 30, 30),
             }
+            | (
+                {f"{BAR_SPAN}, {BALL_BAR_EPISODES} episodes": pooled_ball_recall(wide[policy])}
+                if policy in wide
+                else {}
+            )
             for policy, m in results.items()
             if "ball_recall" in m
         },
@@ -147,6 +154,37 @@ def evaluate_model(
     if update_card:
         save_metrics(folder, metrics)
     return metrics
+
+
+def played_metrics(
+    model: WorldModel, policy: str, warmup: int, context: int, episodes: range, horizon: int
+) -> dict[str, list[float]]:
+    """Per-step metrics (`per_step_metrics`) of `model` against the simulator over held-out
+    `episodes` (seed offsets from EVAL_SEED_START) played by `policy` for `horizon` steps after
+    `warmup` steps, the model given the last `context` frames of the warm-up."""
+    spec = model.spec
+    true, actions, contexts, pasts = [], [], [], []
+    label = f"{policy} @{warmup}" if warmup else policy
+    for i in tqdm(episodes, desc=f"simulate {label}", unit="ep"):
+        frames, acts = simulate(spec, EVAL_SEED_START + i, policy, horizon, warmup)
+        true.append(frames[warmup:])
+        actions.append(acts[warmup:])
+        contexts.append(frames[warmup + 1 - context : warmup + 1])
+        pasts.append(acts[max(0, warmup - model.past_actions) : warmup])
+    true_frames = np.stack(true)
+    # After a warm-up the keys played into the start are known, as from the app's simulator
+    # start; from a reset none were played.
+    past = np.stack(pasts) if warmup and model.past_actions else None
+    pred = imagine(model, np.stack(contexts), np.stack(actions), past=past).frames
+    redrawn = model.redraw(true_frames) if model.capabilities.redraw else None
+    return {k: v.tolist() for k, v in per_step_metrics(pred, true_frames, spec, redrawn).items()}
+
+
+def barred_ball_rows(results: dict) -> list[str]:
+    """The rows the ball recall bar is for: where an env has a warm-up start (Pong's), those
+    after it (the reset screen has no ball in play), else every row with a ball."""
+    warmed = [policy for policy in results if " @" in policy]
+    return [p for p, m in results.items() if "ball_recall" in m and (not warmed or p in warmed)]
 
 
 def evaluate_all(episodes: int, horizon: int, out: Path, update_cards: bool = False) -> str:
@@ -355,14 +393,14 @@ def collapse_check(m: dict) -> tuple[bool, str]:
     return sharp, text
 
 
-def check_bars(results: dict) -> list[str]:
+def check_bars(results: dict, wide: dict | None = None) -> list[str]:
     """The bars, one PASS/FAIL line each: +3 dB over copy at h=5 and h=10, above copy at every
     horizon up to 10, no collapse at the last horizon; CartPole: pole angle error at h=10 <= half;
-    Pong and Breakout: ball recall over h=5..60 >= 0.8 (where an env has a warm-up start, as
-    Pong's, only its rows after the warm-up carry that bar: the reset screen has no ball in play;
-    the other rows say their recall in an INFO line)."""
+    Pong and Breakout: ball recall over h=5..60 >= 0.8 (`barred_ball_rows` carry that bar, taken on
+    the row's metrics over more episodes where `wide` has them; the other rows say their recall
+    in an INFO line)."""
     lines = []
-    warmed = [policy for policy in results if " @" in policy]
+    barred, wide = barred_ball_rows(results), wide or {}
     for policy, m in results.items():
         for h in (5, 10):
             if h < len(m["psnr"]):
@@ -387,7 +425,7 @@ def check_bars(results: dict) -> list[str]:
                 f"vs copy {copy_error:.2f} deg (ratio {ratio:.2f}, bar: <= 0.5)"
             )
         if "ball_recall" in m:
-            lines.append(ball_recall_line(policy, m, barred=not warmed or policy in warmed))
+            lines.append(ball_recall_line(policy, wide.get(policy, m), barred=policy in barred))
     return lines
 
 
@@ -406,7 +444,8 @@ def ball_recall_line(policy: str, m: dict, barred: bool) -> str:
     if spread is not None:  # how far as many other episodes would likely put it
         notes.insert(0, f"5-95% {spread[0]:.2f}-{spread[1]:.2f} with its {episodes} episodes resampled")
     verdict = ("PASS" if recall >= BALL_BAR else "FAIL") if barred else "INFO"
-    text = f"{verdict} {policy} ball recall h={first}..{last}: {recall:.2f} ({'; '.join(notes)})"
+    over = f" over {episodes} episodes" if episodes >= BALL_BAR_EPISODES else ""
+    text = f"{verdict} {policy} ball recall h={first}..{last}{over}: {recall:.2f} ({'; '.join(notes)})"
     text += f"; copy {pooled_ball_recall(m, first, last, '_copy'):.2f}"
     at_30 = pooled_ball_recall(m, 30, 30)
     return text + (f"; at h=30: {at_30:.2f}" if at_30 is not None else "")
