@@ -792,6 +792,14 @@ def test_a_point_memory_keys_on_the_fire_button_and_replays_a_returns_path(tmp_p
     # fire: returned as remembered, its path replayed, then its last motion carried on
     assert ball_path(1, 4) == [[136.0, 124.0], [132.0, 120.0], [128.0, 116.0], [124.0, 112.0]]
     assert ball_path(0, 2) == [[130.0, 124.0], [122.0, 124.0]]  # no fire: the other entry, no path
+    # a path ends where its ball leaves the view: a ball seen again later is not its return
+    context = torch.zeros(1, 2, 8)
+    context[0, :, 0], context[0, :, 3] = 132.0, 1.0
+    context[0, :, 2], context[0, :, 4] = torch.tensor([134.0, 138.0]), torch.tensor([116.0, 124.0])
+    state = dynamics.step(dynamics.start(context), torch.tensor([1]))
+    assert state.h[0, -2:].tolist() == [0.0, 0.0]  # path 0, at its first step
+    state.z[0, 3] = 0.0
+    assert dynamics.step(state, torch.tensor([1])).h[0, -2:].tolist() == [0.0, 2.0]  # past its end
 
 
 @torch.no_grad()

@@ -515,6 +515,9 @@ def test_a_point_memory_stores_each_entry_once_and_the_returns_paths_apart():
     returned = path_of[keys[:, 0] == 136.0]
     assert returned.tolist() == [0] and steps[0].tolist() == [[-4, 2], [-4, 2]] and lengths.tolist() == [2]
     assert path_of[keys[:, 0] != 136.0].tolist() == [-1, -1]  # moving on; a return with no path
+    # no return at all: one empty path, which no entry starts (a state's path number indexes it)
+    _, _, (path_of, steps, lengths) = memory_tables(keys[1:2], moves[1:2], paths[1:2] * 0, with_paths=True)
+    assert path_of.tolist() == [-1] and steps.shape == (1, 2, 2) and lengths.tolist() == [0]
 
 
 def test_a_point_memory_takes_key_actions_and_path_steps_by_name():

@@ -18,6 +18,7 @@ collection resumes by skipping the shards already on disk, and reruns produce th
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -68,12 +69,12 @@ class RecordFrames(gym.Wrapper):
             self._steps_after_end, terminated = 0, False
         return obs, reward, terminated, truncated, self._record(info, obs, reward)
 
-    def clone_state(self):
+    def clone_state(self) -> object | None:
         """The emulator's whole state where the env can copy it (ALE), else None."""
         clone = getattr(self.env.unwrapped, "clone_state", None)
         return clone(include_rng=True) if clone else None
 
-    def restore_state(self, state) -> None:
+    def restore_state(self, state: object) -> None:
         """Back to a `clone_state`, as it was then (not yet past an episode's end)."""
         self.env.unwrapped.restore_state(state)
         self._steps_after_end = None
@@ -214,7 +215,7 @@ class CollectConfig:
     action_names: str = ""  # with --env-id: names for the discrete actions, comma-separated
     out: str = ""  # folder of shards; default data/<env> (kept out of git)
     episodes: int = 0  # total episodes (with --branch: seeds); 0 takes the spec's collect_episodes
-    shard_episodes: int = 25  # episodes per shard file: the unit of resumption
+    shard_episodes: int = 25  # episodes (with --branch: seeds) per shard file: the unit of resumption
     num_envs: int = 2  # sub-environments in the async vector env (one per core)
     seed: int = 0  # with num_envs, fixes every shard's content
     source: str = ""  # hf://datasets/owner/name: fetch its episodes into shards instead of simulating
@@ -242,13 +243,17 @@ class CollectConfig:
         """`branch` parsed into (prefix, branches, steps); None where it is empty."""
         if not self.branch.strip():
             return None
-        parts = self.branch.split()
-        if len(parts) != 3 or not all(p.isdigit() for p in parts) or int(parts[1]) < 1 or int(parts[2]) < 1:
+        try:
+            prefix, branches, steps = (int(p) for p in self.branch.split())
+        except ValueError:
+            prefix = branches = steps = -1
+        if prefix < 0 or branches < 1 or steps < 1:
             raise ValueError(
                 f"--branch takes three whole numbers, 'PREFIX BRANCHES STEPS' (e.g. '52 50 12': 52 "
                 f"steps, then 50 continuations of 12 steps each); got {self.branch!r}."
             )
-        prefix, branches, steps = (int(p) for p in parts)
+        if self.source:
+            raise ValueError("--branch collects from the simulator; --source fetches episodes: give one.")
         return prefix, branches, steps
 
     def policy_weights(self) -> tuple[tuple[str, float], ...] | None:
@@ -302,7 +307,8 @@ def shard_path(out: str | Path, index: int) -> Path:
 def collect(config: CollectConfig) -> list[Path]:
     """Collect `config.episodes` episodes into shards, skipping shards already written."""
     spec = config.spec()
-    out = Path(config.out or f"data/{spec.name}")
+    # branches are not the env's episodes: by default they go beside them, not among them
+    out = Path(config.out or f"data/{spec.name}" + ("_branches" if config.branch_plan() else ""))
     episodes = config.episodes or spec.collect_episodes
     config = replace(config, out=str(out), episodes=episodes)
     out.mkdir(parents=True, exist_ok=True)
@@ -426,25 +432,42 @@ def collect_branches(
             name = policy_names[rng.choice(len(policy_names), p=weights / weights.sum())]
             actor = POLICIES[name](spec, rng)
             obs, info = env.reset(seed=env_seed)
-            played = [_recorded(info, None)]
+            played, ended = [_recorded(info, None)], False
             for _ in range(prefix):
                 action = actor.act(obs)
-                obs, *_, info = env.step(action)
+                obs, _, terminated, truncated, info = env.step(action)
                 played.append(_recorded(info, action))
+                ended = terminated or truncated or info["terminal"]  # (or played on past its end)
+                if ended:
+                    break
+            if ended:  # the game was over before the branch point: no futures to branch into
+                if progress is not None:
+                    progress.update(1)
+                continue
             state, branch_obs = env.clone_state(), obs
             for branch in range(branches):
                 if branch and state is not None:
                     env.restore_state(state)
                     obs = branch_obs
                 elif branch:  # no state to copy: the same seed and actions lead to the same state
-                    obs, _ = env.reset(seed=env_seed)
+                    obs, info = env.reset(seed=env_seed)
                     for step in played[1:]:
-                        obs, *_ = env.step(step["action"])
+                        obs, *_, info = env.step(step["action"])
+                    if not np.array_equal(info["frame"], played[-1]["frame"]):
+                        raise ValueError(
+                            f"--branch: {spec.name} played the same seed and actions to another frame; "
+                            "it needs an env that is deterministic given them, or one that copies its state."
+                        )
+                # each future from the policy as it was at the branch point, drawing from one rng
+                branch_actor = copy.deepcopy(actor)
+                branch_actor.rng = rng
                 steps_taken = [*played[len(played) - 1 - keep :]]
                 for _ in range(steps):
-                    action = actor.act(obs)
-                    obs, *_, info = env.step(action)
+                    action = branch_actor.act(obs)
+                    obs, _, terminated, truncated, info = env.step(action)
                     steps_taken.append(_recorded(info, action))
+                    if terminated or truncated:
+                        break
                 episodes.append(_branch_episode(steps_taken, env_seed, name))
             if progress is not None:
                 progress.update(1)
@@ -465,7 +488,7 @@ def _branch_episode(frames: list[dict], seed: int, policy: str) -> dict:
             "frames": [f["frame"] for f in frames],
             "actions": [f["action"] for f in frames[1:]],
             "rewards": [np.float32(0), *(f["reward"] for f in frames[1:])],
-            "terminals": [bool(first["terminal"]), *(bool(f["terminal"]) for f in frames[1:])],
+            "terminals": [False, *(bool(f["terminal"]) for f in frames[1:])],  # no prefix had ended
             "states": None if first["state"] is None else [f["state"] for f in frames],
             "seed": seed,
             "policy": policy,

@@ -206,8 +206,14 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 "past_actions": 4,
                 # At the player's side of the court (ball x >= 126) the ball moves as the nearest
                 # step of the training data did: the GRU's speed head never learnt a return, and
-                # ball recall after 50 random steps rose 0.70 -> 0.75 (docs/experiments.md).
-                "point_memory": "paddle_y 126 6",
+                # ball recall after 50 random steps rose 0.70 -> 0.75 (docs/experiments.md). The
+                # fire button is in its key (it sets a return's speed where frames leave it open),
+                # a return's next 12 steps are replayed, and it also holds 10,000 first serves
+                # (`collect --branch "52 50 12"` into data/pong_serves): random keys return the
+                # first serve one time in seven, by a pixel of the paddle, and 100 games hold ~15.
+                # Recall on 100 of eval's seeds 0.78 -> 0.85 (docs/experiments.md, session 27).
+                "point_memory": "paddle_y 126 6 keys=fire,rightfire,leftfire path=12",
+                "memory_data": "data/pong_serves",
                 # The paddle's row stepped by a table of the training data (its last move and place,
                 # the last four keys, fire or not alike): the GRU's row drifted 5-17 px in 60 random
                 # steps, and the ball met a paddle the simulator's was not (docs/experiments.md).

@@ -79,10 +79,20 @@ def render_model_card(config: dict, training: dict | None, metrics: dict | None)
         if training.get("note"):
             lines.append(f"- Note: {training['note']}")
         if training.get("memory", {}).get("entries"):
+            memory = training["memory"]
+            more = memory.get("memory_data_episodes")
             lines.append(
-                f"- Point memory (memory stage): {training['memory']['entries']:,} steps of the training "
-                "episodes with the ball in the paddle's zone; in a dream the ball there moves as the "
-                "nearest of them did."
+                f"- Point memory (memory stage): {memory['entries']:,} distinct steps of the training "
+                "episodes"
+                + (f" and of {more:,} more (--memory-data)" if more else "")
+                + " with the ball in the paddle's zone; in a dream the ball there moves as the nearest of "
+                "them did"
+                + (
+                    f", and {memory['paths']:,} returns' next steps are replayed after them"
+                    if memory.get("paths")
+                    else ""
+                )
+                + "."
             )
         if training.get("memory", {}).get("row_entries"):
             lines.append(

@@ -853,7 +853,8 @@ class LatentDynamics(nn.Module):
         if self.moving is None:
             z = state.z + delta
             z, row_state = self.step_row(state, z, actions)
-            return state.next(z=z, h=torch.cat([hidden, row_state], dim=1), action=actions), heads
+            h = torch.cat([hidden, row_state, path_state], dim=1)  # (a point memory needs point motion)
+            return state.next(z=z, h=h, action=actions), heads
         if self.contact is not None:
             heads["contact"] = logits = self.contact(hidden)
             gate = (logits > 0).to(delta.dtype) if contacts is None else contacts.to(delta.dtype)
@@ -932,11 +933,16 @@ class LatentDynamics(nn.Module):
             path, step = path_state.long().unbind(1)
             replaying = (step < self.memory_path_lengths[path]) & (seen > 0.5)
         if not torch.onnx.is_in_onnx_export() and not bool((in_zone | replaying).any()):  # most steps
+            if self.path_state_size:  # a path whose ball left the view ends (see below)
+                path_state = torch.stack([path, torch.full_like(step, self.path_steps)], 1).to(
+                    path_state.dtype
+                )
             return z_next, motion, path_state
         row_next = z_next[:, row_dim] * std[3] + mean[3]
         vx, vy = carried[:, x_dim] * std[0], carried[:, y_dim] * std[1]
         key = memory_key(x, y, vx, vy, row, row_next)
         if self.memory_keys.shape[1] > MEMORY_KEY_SIZE:  # key_actions: whether one was pressed
+            # (continuous actions have no buttons: `point_memory` refuses key_actions for them)
             pressed = (
                 self.memory_pressed[actions.long().view(-1)] if actions.dim() == 1 else actions[:, :0].sum(1)
             )
@@ -949,7 +955,8 @@ class LatentDynamics(nn.Module):
             replayed = self.memory_paths[path, step.clamp(max=self.path_steps - 1)]
             move = torch.where(replaying[:, None], replayed, move)
             starts = use & (self.memory_path_of[index] >= 0)
-            step = torch.where(starts, 0, torch.where(replaying, step + 1, step))
+            # a path ends where its ball left the view too: a later serve is not its return
+            step = torch.where(starts, 0, torch.where(replaying, step + 1, self.path_steps))
             path = torch.where(starts, self.memory_path_of[index], path)
             path_state = torch.stack([path, step], dim=1).to(path_state.dtype)
             use = use | replaying

@@ -953,10 +953,12 @@ def memory_tables(
     keys: torch.Tensor, moves: torch.Tensor, paths: torch.Tensor, with_paths: bool
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]:
     """Point memory entries (`memory_entries`, from several collections concatenated) as the
-    model stores them: each distinct (key, move, path) once (branches repeat the steps before
-    their branch point by the thousand), and with paths, the returns' (the point moving right
+    model stores them: each distinct (key, move, a return's path) once (branches repeat the steps
+    before their branch point by the thousand), and with paths, the returns' (the point moving right
     into the step, left in it) as a table of their own: every entry's path number (-1 none),
     the paths (R, path_steps, 2) and their lengths (R,)."""
+    returns = (keys[:, 2] > 0) & (moves[:, 0] < 0)
+    paths = paths * returns[:, None, None]  # only a return's path is kept: others count once
     rows = torch.cat([keys, moves, paths.flatten(1)], dim=1).unique(dim=0)
     keys, moves = rows[:, : keys.shape[1]], rows[:, keys.shape[1] : keys.shape[1] + 2]
     if not with_paths:
@@ -966,7 +968,10 @@ def memory_tables(
     returns = (keys[:, 2] > 0) & (moves[:, 0] < 0) & (lengths > 0)
     path_of = torch.full((len(rows),), -1, dtype=torch.int64)
     path_of[returns] = torch.arange(int(returns.sum()))
-    return keys, moves, (path_of, paths[returns, :, :2].contiguous(), lengths[returns])
+    steps, lengths = paths[returns, :, :2].contiguous(), lengths[returns]
+    if not len(steps):  # no return in the data: one empty path, never started (the state indexes it)
+        steps, lengths = paths.new_zeros(1, paths.shape[1], 2), lengths.new_zeros(1)
+    return keys, moves, (path_of, steps, lengths)
 
 
 def row_memory_entries(
