@@ -67,6 +67,24 @@ def test_export_matches_torch(tmp_path, env, overrides):
     assert json.loads(read_metadata(tmp_path / "step.onnx")["worldsim.check"])["min_psnr"] >= 45
 
 
+def test_export_matches_torch_with_the_memories(tmp_path):
+    """Pong's point memory (the fire button in its key, returns' paths replayed: their state in
+    h) and row memory (its action history in h) step alike in torch and onnxruntime."""
+    torch.manual_seed(1)
+    model = tiny_model("pong", **PONG_BALL, point_momentum=True)
+    memory = {"row_dim": 0, "x_low": -1e9, "max_distance": 1e9, "key_actions": [1, 4, 5], "path_steps": 3}
+    keys = torch.randn(6, 7) * 30 + torch.tensor([80.0, 80, 0, 0, 0, 0, 0])
+    keys[:, 6] = torch.tensor([1.0, 0, 1, 0, 1, 0])
+    paths = (torch.tensor([0, -1, 1, -1, 0, -1]), torch.randn(2, 3, 2) * 4, torch.tensor([3, 1]))
+    model = model.with_point_memory(memory, keys, torch.randn(6, 2) * 4, paths)
+    rows = {"row_dim": 0, "actions": 2, "groups": [0, 0, 1, 2, 1, 2]}
+    codes = torch.arange(9.0).repeat(3)
+    model = model.with_row_memory(rows, codes, torch.randn(27, 2) * 30 + 80, torch.randn(27) * 2).eval()
+    model.save_pretrained(tmp_path)
+    _, check = export_and_check(model, tmp_path)
+    assert check.passed and check.max_pixel_diff <= 1, check.describe()
+
+
 def test_step_graph_interface(tmp_path):
     """What the page relies on: state parts in, `<part>_next`, a uint8 frame and the outcome out."""
     model = tiny_model("cartpole", outcome=True)
