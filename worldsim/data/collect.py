@@ -350,11 +350,9 @@ def collect_episodes(
     if env_seeds is None:
         env_seeds = [int(s) % EVAL_SEED_START for s in seq.generate_state(num_envs)]
     rng = np.random.default_rng(seq)
-    policy_names = [name for name, _ in spec.collect_policies]
-    weights = np.array([w for _, w in spec.collect_policies], dtype=float)
 
     def new_episode(env_index: int, info: dict) -> dict:
-        name = policy_names[rng.choice(len(policy_names), p=weights / weights.sum())]
+        name = draw_policy(spec, rng)
         return {
             "frames": [info["frame"][env_index]],
             "rewards": [np.float32(0)],
@@ -422,14 +420,12 @@ def collect_branches(
     seq = np.random.SeedSequence(seed)
     env_seeds = [int(s) % EVAL_SEED_START for s in seq.generate_state(count)]
     rng = np.random.default_rng(seq)
-    policy_names = [name for name, _ in spec.collect_policies]
-    weights = np.array([w for _, w in spec.collect_policies], dtype=float)
     env = _make_recording_env(spec)
     keep = min(BRANCH_CONTEXT, prefix)
     episodes: list[dict] = []
     try:
         for env_seed in env_seeds:
-            name = policy_names[rng.choice(len(policy_names), p=weights / weights.sum())]
+            name = draw_policy(spec, rng)
             actor = POLICIES[name](spec, rng)
             obs, info = env.reset(seed=env_seed)
             played, ended = [_recorded(info, None)], False
@@ -494,6 +490,13 @@ def _branch_episode(frames: list[dict], seed: int, policy: str) -> dict:
             "policy": policy,
         }
     )
+
+
+def draw_policy(spec: EnvSpec, rng: np.random.Generator) -> str:
+    """The name of the collection policy that plays the next episode, drawn by its weight."""
+    names = [name for name, _ in spec.collect_policies]
+    weights = np.array([w for _, w in spec.collect_policies], dtype=float)
+    return names[rng.choice(len(names), p=weights / weights.sum())]
 
 
 def _make_recording_env(spec: EnvSpec) -> RecordFrames:

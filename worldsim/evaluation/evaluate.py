@@ -50,6 +50,7 @@ OUTSIDER_POLICIES = ("random", "script")
 # Episodes the ball recall bar is judged on, whatever the table's count (see evaluate_model).
 BALL_BAR_EPISODES = 100
 BAR_SPAN = f"h={BALL_HORIZONS[0]}..{BALL_HORIZONS[1]}"
+WIDE_RECALL = f"{BAR_SPAN}, {BALL_BAR_EPISODES} episodes"  # its key among a row's ball recalls
 
 
 def simulate(
@@ -133,11 +134,7 @@ def evaluate_model(
                 f"{BAR_SPAN} copy": pooled_ball_recall(m, suffix="_copy"),
                 "h=30": pooled_ball_recall(m, 30, 30),
             }
-            | (
-                {f"{BAR_SPAN}, {BALL_BAR_EPISODES} episodes": pooled_ball_recall(wide[policy])}
-                if policy in wide
-                else {}
-            )
+            | ({WIDE_RECALL: pooled_ball_recall(wide[policy])} if policy in wide else {})
             for policy, m in results.items()
             if "ball_recall" in m
         },
@@ -239,11 +236,7 @@ def write_results(out: Path, names: list[str]) -> str:
             below = horizons_below_copy(m)
             sharp, _ = collapse_check(m)
             recall = pooled_ball_recall(m, BALL_HORIZONS[0], min(BALL_HORIZONS[1], len(m["psnr"]) - 1))
-            wide = (
-                metrics.get("ball_recall", {})
-                .get(policy, {})
-                .get(f"{BAR_SPAN}, {BALL_BAR_EPISODES} episodes")
-            )
+            wide = metrics.get("ball_recall", {}).get(policy, {}).get(WIDE_RECALL)
             recall_cell = "–" if recall is None else f"{recall:.2f}"
             if wide is not None:  # the bar's own figure first (see evaluate_model)
                 recall_cell = f"{wide:.2f} ({recall_cell} of {episodes})"

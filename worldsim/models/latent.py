@@ -738,9 +738,10 @@ class LatentDynamics(nn.Module):
             self.register_buffer("memory_keys", torch.zeros(entries, len(weights)))
             self.register_buffer("memory_moves", torch.zeros(entries, 2))
             self.register_buffer("memory_weights", weights.clone(), persistent=False)
-            pressed = torch.zeros(config.num_actions if config.action_kind == "discrete" else 1)
-            pressed[list(key_actions)] = 1.0
-            self.register_buffer("memory_pressed", pressed, persistent=False)
+            if key_actions:  # (discrete: `point_memory` refuses them for continuous actions)
+                pressed = torch.zeros(config.num_actions)
+                pressed[list(key_actions)] = 1.0
+                self.register_buffer("memory_pressed", pressed, persistent=False)
             self.path_steps = int(self.memory.get("path_steps", 0))
             if self.path_steps:
                 paths = int(self.memory["paths"])
@@ -942,10 +943,7 @@ class LatentDynamics(nn.Module):
         vx, vy = carried[:, x_dim] * std[0], carried[:, y_dim] * std[1]
         key = memory_key(x, y, vx, vy, row, row_next)
         if self.memory_keys.shape[1] > MEMORY_KEY_SIZE:  # key_actions: whether one was pressed
-            # (continuous actions have no buttons: `point_memory` refuses key_actions for them)
-            pressed = (
-                self.memory_pressed[actions.long().view(-1)] if actions.dim() == 1 else actions[:, :0].sum(1)
-            )
+            pressed = self.memory_pressed[actions.long().view(-1)]
             key = torch.cat([key, pressed[:, None]], dim=1)
         distance = ((key[:, None] - self.memory_keys).abs() * self.memory_weights).sum(dim=2)
         nearest, index = distance.min(dim=1)

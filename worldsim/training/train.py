@@ -334,8 +334,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
         steady_speeds(poses, data, model_config.points, config.steady_share) if config.snap_speeds else []
     )
     if poses is not None:
-        poses = (poses - np.array(model_config.pose_mean)) / np.array(model_config.pose_std)
-        poses = torch.from_numpy(poses.astype(np.float32))
+        poses = normalised_poses(model_config, poses)
     print(
         f"{spec.name}: {len(data.frames):,} frames in {data.num_episodes} episodes "
         f"({len(train_eps)} train, {len(val_eps)} validation); "
@@ -374,10 +373,7 @@ def train(config: TrainConfig, command: str | None = None) -> LatentWorldModel:
                     if config.memory_data:
                         more = load_any_episodes(config.memory_data, spec)
                         more_poses = visible_poses(spec, more, from_frames=config.frame_poses)
-                        more_poses = (more_poses - np.array(model.config.pose_mean)) / np.array(
-                            model.config.pose_std
-                        )
-                        more_poses = torch.from_numpy(more_poses.astype(np.float32))
+                        more_poses = normalised_poses(model.config, more_poses)
                         episodes = np.arange(more.num_episodes)
                         entries.append(memory_entries(model.config, more_poses, more, episodes, memory))
                         result["memory_data_episodes"] = int(more.num_episodes)
@@ -899,6 +895,13 @@ def train_dynamics(
         model.decoder.requires_grad_(True)
 
 
+def normalised_poses(config: LatentConfig, poses: np.ndarray) -> torch.Tensor:
+    """The readers' values (N, pose_dims) as the model's pose dims hold them (float32)."""
+    return torch.from_numpy(
+        ((poses - np.array(config.pose_mean)) / np.array(config.pose_std)).astype(np.float32)
+    )
+
+
 def _readings(config: LatentConfig, poses: torch.Tensor) -> torch.Tensor:
     """Normalised poses (N, pose_dims) -> the readers' values (render pixels, 0/1 flags)."""
     return poses.cpu().double() * torch.tensor(config.pose_std) + torch.tensor(config.pose_mean)
@@ -965,7 +968,7 @@ def memory_tables(
         return keys, moves, None
     paths = rows[:, keys.shape[1] + 2 :].view(len(rows), -1, 3)
     lengths = paths[:, :, 2].sum(dim=1).long()
-    returns = (keys[:, 2] > 0) & (moves[:, 0] < 0) & (lengths > 0)
+    returns = lengths > 0  # only returns kept their paths
     path_of = torch.full((len(rows),), -1, dtype=torch.int64)
     path_of[returns] = torch.arange(int(returns.sum()))
     steps, lengths = paths[returns, :, :2].contiguous(), lengths[returns]
